@@ -1,0 +1,249 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream API error codes the store maps to its sentinels.
+const (
+	errCodeWrongLastSequence         = 10071
+	errCodeWrongLastSequenceConstant = 10164
+	errCodeBatchDuplicateMessage     = 10201
+	errCodeDuplicateInProcess        = 10158
+)
+
+// JetStreamStore is the [Store] on a JetStream stream.
+type JetStreamStore struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream string
+}
+
+var _ Store = (*JetStreamStore)(nil)
+
+// NewJetStreamStore returns a store on an existing stream (see [EnsureStreams]).
+func NewJetStreamStore(nc *nats.Conn, stream string) (*JetStreamStore, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &JetStreamStore{nc: nc, js: js, stream: stream}, nil
+}
+
+type pubAckResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+	Stream    string `json:"stream"`
+	Seq       uint64 `json:"seq"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Count     uint64 `json:"count,omitempty"`
+}
+
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// Append stores changes atomically. One change is a plain JetStream publish;
+// several are a JetStream atomic batch. The event ids are the Nats-Msg-Ids,
+// so appending the same events again (a retried request) stores nothing new
+// and reports Duplicate.
+func (s *JetStreamStore) Append(ctx context.Context, changes ...Change) (AppendResult, error) {
+	if err := validateChanges(changes); err != nil {
+		return AppendResult{}, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	msgs := make([]*nats.Msg, len(changes))
+	for i, c := range changes {
+		m, err := s.message(c)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		msgs[i] = m
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		res, err, retry := s.publish(ctx, msgs)
+		if !retry {
+			if err == nil && res.Duplicate && len(res.Sequences) == 0 {
+				res.Sequences, err = s.sequencesOf(ctx, changes)
+			}
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return AppendResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		case <-time.After(backoff):
+		}
+		if backoff < 500*time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+func (s *JetStreamStore) message(c Change) (*nats.Msg, error) {
+	data, err := Marshal(c.Event)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(Subject(c.Event))
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, c.Event.ID)
+	m.Header.Set(jetstream.ExpectedStreamHeader, s.stream)
+	if c.Expect.set {
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(c.Expect.seq, 10))
+		m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, AggregateSubjects(c.Event.AggregateType, c.Event.AggregateID))
+	}
+	return m, nil
+}
+
+// publish makes one attempt. retry says whether another attempt may succeed.
+func (s *JetStreamStore) publish(ctx context.Context, msgs []*nats.Msg) (AppendResult, error, bool) {
+	var reply *nats.Msg
+	var err error
+	if len(msgs) == 1 {
+		reply, err = s.nc.RequestMsgWithContext(ctx, msgs[0])
+	} else {
+		reply, err = s.publishBatch(ctx, msgs)
+	}
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) {
+			return AppendResult{}, err, true
+		}
+		return AppendResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err), false
+	}
+	var ack pubAckResponse
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return AppendResult{}, fmt.Errorf("%w: unreadable acknowledgement: %v", ErrUnavailable, err), false
+	}
+	if ack.Error != nil {
+		switch ack.Error.ErrCode {
+		case errCodeWrongLastSequence, errCodeWrongLastSequenceConstant:
+			return AppendResult{}, fmt.Errorf("%w: %s", ErrConflict, ack.Error.Description), false
+		case errCodeBatchDuplicateMessage:
+			return AppendResult{Duplicate: true}, nil, false
+		case errCodeDuplicateInProcess:
+			return AppendResult{}, errors.New(ack.Error.Description), true
+		}
+		if ack.Error.Code == 503 {
+			return AppendResult{}, errors.New(ack.Error.Description), true
+		}
+		return AppendResult{}, fmt.Errorf("events: append rejected (%d): %s", ack.Error.ErrCode, ack.Error.Description), false
+	}
+	res := AppendResult{Duplicate: ack.Duplicate}
+	if len(msgs) == 1 {
+		res.Sequences = []uint64{ack.Seq}
+		return res, nil, false
+	}
+	if ack.Count != uint64(len(msgs)) || ack.Seq < ack.Count {
+		return AppendResult{}, fmt.Errorf("events: batch acknowledged %d of %d events", ack.Count, len(msgs)), false
+	}
+	for i := range msgs {
+		res.Sequences = append(res.Sequences, ack.Seq-ack.Count+1+uint64(i))
+	}
+	return res, nil, false
+}
+
+// publishBatch sends an atomic batch: every message but the last without a
+// reply, the last with the commit header, answered by one acknowledgement.
+func (s *JetStreamStore) publishBatch(ctx context.Context, msgs []*nats.Msg) (*nats.Msg, error) {
+	batchID := nuidLike()
+	for i, m := range msgs {
+		m.Header.Set("Nats-Batch-Id", batchID)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			m.Header.Del("Nats-Batch-Commit")
+			if err := s.nc.PublishMsg(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	last := msgs[len(msgs)-1]
+	last.Header.Set("Nats-Batch-Commit", "1")
+	return s.nc.RequestMsgWithContext(ctx, last)
+}
+
+// sequencesOf finds where already-stored changes are, for a duplicate batch.
+func (s *JetStreamStore) sequencesOf(ctx context.Context, changes []Change) ([]uint64, error) {
+	seqs := make([]uint64, len(changes))
+	for i, c := range changes {
+		seq, err := s.LastSequence(ctx, c.Event.AggregateType, c.Event.AggregateID)
+		if err != nil {
+			return nil, err
+		}
+		seqs[i] = seq
+	}
+	return seqs, nil
+}
+
+// LastSequence asks the stream for the sequence of the aggregate's last event.
+func (s *JetStreamStore) LastSequence(ctx context.Context, aggregateType, aggregateID string) (uint64, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	str, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	msg, err := str.GetLastMsgForSubject(ctx, AggregateSubjects(aggregateType, aggregateID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return msg.Sequence, nil
+}
+
+// Load reads the aggregate's history with an ordered consumer filtered on its subjects.
+func (s *JetStreamStore) Load(ctx context.Context, aggregateType, aggregateID string) ([]Event, error) {
+	last, err := s.LastSequence(ctx, aggregateType, aggregateID)
+	if err != nil || last == 0 {
+		return nil, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	cons, err := s.js.OrderedConsumer(ctx, s.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{AggregateSubjects(aggregateType, aggregateID)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var history []Event
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		for m := range batch.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			ev, err := Unmarshal(m.Data(), meta.Sequence.Stream)
+			if err != nil {
+				return nil, err
+			}
+			history = append(history, ev)
+			if meta.Sequence.Stream >= last {
+				return history, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+}

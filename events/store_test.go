@@ -1,0 +1,73 @@
+package events_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/events/eventstest"
+	"github.com/tollgate/tollgate/internal/embedded"
+)
+
+func TestJetStreamStoreSingleNode(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nc, err := srv.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	store := newStore(t, nc, 1)
+	eventstest.Run(t, func(*testing.T) events.Store { return store })
+}
+
+func TestJetStreamStoreCluster(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("three-node cluster: skipped in -short")
+	}
+	c, err := embedded.StartCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	// Each subtest talks to another node: appends, conflicts and loads must
+	// behave the same whichever server a client is connected to.
+	stores := make([]events.Store, len(c.Servers))
+	for i, srv := range c.Servers {
+		nc, err := srv.Connect(t.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		stores[i] = newStore(t, nc, 3)
+	}
+	var next int
+	eventstest.Run(t, func(*testing.T) events.Store {
+		next++
+		return stores[next%len(stores)]
+	})
+}
+
+func newStore(t *testing.T, nc *nats.Conn, replicas int) events.Store {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := events.DefaultStream
+	if _, err := events.EnsureStream(context.Background(), js, events.StreamConfig{Name: name, Replicas: replicas}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := events.NewJetStreamStore(nc, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
