@@ -1,0 +1,167 @@
+// Package api is Tollgate's HTTP layer: the Fiber app with the management
+// API, the OAuth endpoints, authentication, error mapping and the OpenAPI
+// document.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/projections"
+)
+
+// Deps are the services the API is wired to.
+type Deps struct {
+	Store       events.Store
+	Projector   *projections.Projector
+	Accounts    *projections.Accounts
+	Tokens      *projections.Tokens
+	Idempotency *IdempotencyStore
+	// Ready reports nil when the node can serve (NATS connected, projections
+	// caught up).
+	Ready func() error
+	// Registry collects the app's metrics; /metrics serves it.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Rand is the entropy source. Default crypto/rand.
+	Rand io.Reader
+}
+
+// Config configures the app. Zero fields take their defaults.
+type Config struct {
+	// BodyLimit is the largest accepted request body. Default 1 MiB.
+	BodyLimit int
+	// TrustedProxies may send plain HTTP with X-Forwarded-Proto/-For.
+	TrustedProxies []netip.Prefix
+	// TLS is true when the listener serves HTTPS.
+	TLS bool
+	// WriteTimeout bounds event appends and read-your-writes waits. Default 5s.
+	WriteTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 1 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+}
+
+// API holds the handlers' shared state and the Fiber app serving them.
+type API struct {
+	Deps
+	// App is the Fiber app; serve it with App.Listener.
+	App     *fiber.App
+	cfg     Config
+	metrics *httpMetrics
+}
+
+// New builds the API and its Fiber app.
+func New(deps Deps, cfg Config) (*API, error) {
+	cfg.setDefaults()
+	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil {
+		return nil, errors.New("api: Store, Projector, Accounts and Tokens are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Ready == nil {
+		deps.Ready = func() error { return nil }
+	}
+	a := &API{Deps: deps, cfg: cfg}
+	m, err := newHTTPMetrics(deps.Registry, deps.Projector)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+
+	app := fiber.New(fiber.Config{
+		AppName:               "tollgate",
+		BodyLimit:             cfg.BodyLimit,
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(deps.Logger),
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ProxyHeader:           "", // client IPs come from trusted proxies only (see clientIP)
+	})
+	app.Use(a.requestID, a.observe, a.requireHTTPS)
+	a.routes(app)
+	a.App = app
+	return a, nil
+}
+
+func (a *API) routes(app *fiber.App) {
+	app.Get("/healthz", a.healthz)
+	app.Get("/readyz", a.readyz)
+	app.Get("/metrics", a.metricsHandler())
+	app.Get("/openapi.json", a.openAPI)
+
+	app.Post("/accounts", a.auth, a.idempotent, a.createAccount)
+	app.Get("/accounts/me", a.auth, a.getMyAccount)
+	app.Get("/accounts/:id", a.auth, a.getAccount)
+
+	app.Post("/keys", a.auth, a.idempotent, a.createKey)
+	app.Get("/keys", a.auth, a.listKeys)
+	app.Get("/keys/:id", a.auth, a.getKey)
+	app.Delete("/keys/:id", a.auth, a.idempotent, a.revokeKey)
+}
+
+// writeCtx bounds a write's NATS round trips and projection wait.
+func (a *API) writeCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), a.cfg.WriteTimeout)
+}
+
+// commit appends changes and answers only once this node's projections have
+// applied them (read-your-writes).
+func (a *API) commit(c *fiber.Ctx, changes ...events.Change) (events.AppendResult, error) {
+	ctx, cancel := a.writeCtx(c)
+	defer cancel()
+	res, err := a.Store.Append(ctx, changes...)
+	if err != nil {
+		return res, err
+	}
+	if err := a.Projector.WaitFor(ctx, res.Last()); err != nil {
+		return res, fmt.Errorf("%w: appended at %d but not yet applied: %v", events.ErrUnavailable, res.Last(), err)
+	}
+	return res, nil
+}
+
+// fresh makes sure an aggregate the projection does not know is not merely
+// late: it asks the stream for the aggregate's last sequence and waits for
+// the projector to reach it. It reports whether the aggregate exists.
+func (a *API) fresh(ctx context.Context, aggregateType, id string) (bool, error) {
+	if !events.ValidID(id) {
+		return false, nil
+	}
+	seq, err := a.Store.LastSequence(ctx, aggregateType, id)
+	if err != nil || seq == 0 {
+		return false, err
+	}
+	if err := a.Projector.WaitFor(ctx, seq); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -1,0 +1,269 @@
+package api
+
+import (
+	"crypto/subtle"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tollgate/tollgate/domain"
+	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/projections"
+)
+
+const (
+	localRequestID = "tg.request_id"
+	localPrincipal = "tg.principal"
+	localRand      = "tg.rand"
+	localNow       = "tg.now"
+)
+
+// requestID keeps a sane incoming X-Request-Id or makes one.
+func (a *API) requestID(c *fiber.Ctx) error {
+	id := c.Get(fiber.HeaderXRequestID)
+	if !saneHeaderValue(id, 128) {
+		id, _ = domain.NewID(a.Rand, "req_", 20)
+	}
+	c.Locals(localRequestID, id)
+	c.Set(fiber.HeaderXRequestID, id)
+	return c.Next()
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+func saneHeaderValue(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requireHTTPS refuses plain HTTP except on loopback or from a trusted proxy
+// that says the client used HTTPS.
+func (a *API) requireHTTPS(c *fiber.Ctx) error {
+	if a.cfg.TLS || c.Path() == "/healthz" || c.Path() == "/readyz" {
+		return c.Next()
+	}
+	peer := remoteAddr(c)
+	if peer.IsLoopback() {
+		return c.Next()
+	}
+	// Behind a trusted proxy the hop to Tollgate may be plain HTTP; the
+	// client's own scheme is what the proxy reports, when it reports one.
+	if a.trusted(peer) && !strings.EqualFold(c.Get(fiber.HeaderXForwardedProto), "http") {
+		return c.Next()
+	}
+	return &Error{Status: fiber.StatusBadRequest, Code: "https_required", Message: "HTTPS is required"}
+}
+
+func remoteAddr(c *fiber.Ctx) netip.Addr {
+	addr, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	return addr.Unmap()
+}
+
+func (a *API) trusted(addr netip.Addr) bool {
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the caller's address: the peer, or the last untrusted hop of
+// X-Forwarded-For when the peer is a trusted proxy.
+func (a *API) clientIP(c *fiber.Ctx) netip.Addr {
+	peer := remoteAddr(c)
+	if !a.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(c.Get(fiber.HeaderXForwardedFor), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = ip.Unmap()
+		if !a.trusted(ip) {
+			return ip
+		}
+	}
+	return peer
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	TokenID     string
+	AccountID   string
+	Environment string
+	Scopes      []string
+	// secret is the presented credential, kept only for the request's
+	// lifetime to derive the idempotency encryption key.
+	secret string
+}
+
+// Admin reports whether the caller holds the admin scope.
+func (p *Principal) Admin() bool {
+	for _, s := range p.Scopes {
+		if s == domain.ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+func principal(c *fiber.Ctx) *Principal {
+	p, _ := c.Locals(localPrincipal).(*Principal)
+	return p
+}
+
+// presentedKey reads the credential from Authorization: Bearer or X-API-Key.
+func presentedKey(c *fiber.Ctx) string {
+	if h := c.Get(fiber.HeaderAuthorization); h != "" {
+		scheme, rest, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(rest)
+		}
+		return ""
+	}
+	return strings.TrimSpace(c.Get("X-API-Key"))
+}
+
+// auth authenticates the API key. Every failure gets the same 401 body.
+func (a *API) auth(c *fiber.Ctx) error {
+	key := presentedKey(c)
+	if key == "" || len(key) > 512 {
+		return errUnauthorized
+	}
+	rec, ok := a.lookupKey(c, key)
+	if !ok {
+		return errUnauthorized
+	}
+	now := a.now(c)
+	if rec.RevokedAt != nil || (rec.ExpiresAt != nil && !now.Before(*rec.ExpiresAt)) {
+		return errUnauthorized
+	}
+	c.Locals(localPrincipal, &Principal{
+		TokenID: rec.ID, AccountID: rec.AccountID, Environment: rec.Environment, Scopes: rec.Scopes, secret: key,
+	})
+	return c.Next()
+}
+
+// lookupKey finds the record of a presented key and checks its hash in
+// constant time. tg_ strings must be well-formed (checksum) and name their
+// record; other strings can only be the verbatim root key.
+func (a *API) lookupKey(c *fiber.Ctx, key string) (projections.TokenRecord, bool) {
+	var id string
+	if strings.HasPrefix(key, "tg_") {
+		cred, err := domain.ParseCredential(key)
+		if err != nil || cred.Environment() == "" {
+			return projections.TokenRecord{}, false
+		}
+		id = cred.TokenID()
+	} else {
+		root, err := a.Accounts.RootTokenID()
+		if err != nil || root == "" {
+			return projections.TokenRecord{}, false
+		}
+		id = root
+	}
+	rec, found, err := a.Tokens.Get(id)
+	if err == nil && !found {
+		// Issued on another node a moment ago? Ask the stream, then look again.
+		ctx, cancel := a.writeCtx(c)
+		exists, ferr := a.fresh(ctx, events.AggregateToken, id)
+		cancel()
+		if ferr == nil && exists {
+			rec, found, err = a.Tokens.Get(id)
+		}
+	}
+	if err != nil || !found {
+		return projections.TokenRecord{}, false
+	}
+	if subtle.ConstantTimeCompare([]byte(domain.HashSecret(key)), []byte(rec.Hash)) != 1 {
+		return projections.TokenRecord{}, false
+	}
+	if strings.HasPrefix(key, "tg_") && domain.CredentialEnvironment(key) != rec.Environment {
+		return projections.TokenRecord{}, false
+	}
+	return rec, true
+}
+
+// need builds a handler that requires a scope.
+func need(scope string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := principal(c)
+		if p == nil || !domain.HasScope(p.Scopes, scope) {
+			return errForbidden
+		}
+		return c.Next()
+	}
+}
+
+// targetAccount is the account a request acts on: the caller's own, or with
+// admin the one named by ?account_id=. A non-admin naming another account
+// gets 404, so account ids are not confirmed to strangers.
+func (a *API) targetAccount(c *fiber.Ctx) (string, error) {
+	p := principal(c)
+	want := c.Query("account_id")
+	if want == "" || want == p.AccountID {
+		return p.AccountID, nil
+	}
+	if !p.Admin() {
+		return "", notFound("account")
+	}
+	if _, ok, err := a.Accounts.Get(want); err != nil || !ok {
+		if err != nil {
+			return "", err
+		}
+		return "", notFound("account")
+	}
+	return want, nil
+}
+
+func (a *API) now(c *fiber.Ctx) time.Time {
+	if t, ok := c.Locals(localNow).(time.Time); ok {
+		return t
+	}
+	return a.Now()
+}
+
+// cmdCtx is what a command needs from its request: entropy, the time,
+// who acts and the correlation id.
+type cmdCtx struct {
+	rand        io.Reader
+	now         time.Time
+	actor       string
+	correlation string
+}
+
+func (a *API) cmd(c *fiber.Ctx) cmdCtx {
+	x := cmdCtx{rand: a.rand(c), now: a.now(c), correlation: requestID(c)}
+	if p := principal(c); p != nil {
+		x.actor = p.TokenID
+	}
+	return x
+}
+
+// meta fills an event envelope.
+func (x cmdCtx) meta(aggregateType, aggregateID, accountID, env string) (events.Meta, error) {
+	id, err := domain.NewID(x.rand, "evt_", 22)
+	if err != nil {
+		return events.Meta{}, err
+	}
+	return events.Meta{
+		ID: id, AggregateType: aggregateType, AggregateID: aggregateID, AccountID: accountID,
+		Environment: env, Time: x.now, Actor: x.actor, CorrelationID: x.correlation,
+	}, nil
+}

@@ -1,0 +1,123 @@
+// Command tollgate is the single Tollgate binary.
+//
+//	tollgate [serve] [flags]   run the server (default)
+//	tollgate rebuild [flags]   drop and replay every projection
+//
+// Every flag is also an environment variable: TOLLGATE_ + the flag name in
+// upper case with '-' as '_' (--data-dir is TOLLGATE_DATA_DIR). A flag on the
+// command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tollgate/tollgate/internal/node"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "tollgate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseFlags("serve", args, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.Out = stdout
+		return serve(ctx, cfg)
+	case "rebuild":
+		cfg, err := parseFlags("rebuild", args, stderr)
+		if err != nil {
+			return err
+		}
+		return rebuild(ctx, cfg, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: tollgate [serve|rebuild] [flags]; tollgate serve -h lists the flags")
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (serve, rebuild)", cmd)
+}
+
+// parseFlags reads flags, with TOLLGATE_* environment variables as defaults.
+func parseFlags(name string, args []string, stderr io.Writer) (node.Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg node.Config
+	var proxies, logLevel string
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "data directory (<data-dir>/nats, <data-dir>/projections)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "join an existing NATS server or cluster (comma-separated URLs) instead of the embedded one")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "address where the embedded NATS accepts downstream subscribers (empty: none)")
+	fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of Tollgate's JetStream streams (3 on a cluster)")
+	fs.StringVar(&cfg.RootKey, "root-key", "", "root API key on first start, used verbatim (at least 32 characters)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated IPs and CIDRs of trusted reverse proxies")
+	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth issuer URL (default http://<listen>)")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	// Reserved for the callback workers; accepted now so scripts stay valid.
+	fs.Bool("callbacks-allow-loopback", false, "allow callback URLs on loopback (development)")
+	fs.String("callback-backoff", "", "comma-separated callback retry delays, e.g. 1s,2s,4s")
+
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "TOLLGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return cfg, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var err error
+	if cfg.TrustedProxies, err = node.ParsePrefixes(proxies); err != nil {
+		return cfg, err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return cfg, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return cfg, nil
+}
+
+func serve(ctx context.Context, cfg node.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	return n.Close()
+}

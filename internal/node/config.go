@@ -1,0 +1,120 @@
+// Package node wires one Tollgate node: NATS (embedded or external), the
+// event store, Pebble projections, the projector and the HTTP API. cmd and
+// tests share it.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config configures a node. Zero fields take their defaults.
+type Config struct {
+	// DataDir holds <data-dir>/nats and <data-dir>/projections. Default ./data.
+	DataDir string
+	// Listen is the HTTP address. Default 127.0.0.1:8080.
+	Listen string
+	// NATSURL joins an existing NATS server or cluster instead of starting
+	// the embedded one (comma-separated URLs).
+	NATSURL string
+	// NATSListen is where the embedded NATS accepts downstream subscribers;
+	// empty disables the listener.
+	NATSListen string
+	// StreamReplicas of every Tollgate stream and bucket. Default 1.
+	StreamReplicas int
+	// RootKey, at least 32 characters, is used verbatim as the root API key
+	// on first start.
+	RootKey string
+	// TLSCert and TLSKey serve HTTPS.
+	TLSCert, TLSKey string
+	// TrustedProxies may forward plain HTTP.
+	TrustedProxies []netip.Prefix
+	// Issuer is the OAuth issuer URL. Default http://<listen>.
+	Issuer string
+	// MemoryProjections keeps Pebble in memory (tests).
+	MemoryProjections bool
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Out receives the one-time root key line. Default io.Discard.
+	Out io.Writer
+	// ShutdownTimeout bounds a graceful stop. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// ErrInvalidConfig wraps every configuration problem.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.StreamReplicas == 0 {
+		c.StreamReplicas = 1
+	}
+	if c.Issuer == "" {
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		c.Issuer = scheme + "://" + c.Listen
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.RootKey != "" && len(c.RootKey) < 32 {
+		bad("root key must be at least 32 characters")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		bad("stream replicas must be 1 to 5")
+	}
+	if !strings.HasPrefix(c.Issuer, "http://") && !strings.HasPrefix(c.Issuer, "https://") {
+		bad("issuer must be an http:// or https:// URL")
+	}
+	return errors.Join(errs...)
+}
+
+// ParsePrefixes reads comma-separated IPs and CIDRs.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q is neither an IP nor a CIDR", ErrInvalidConfig, part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}

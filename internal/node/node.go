@@ -1,0 +1,260 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/internal/embedded"
+	"github.com/tollgate/tollgate/projections"
+)
+
+// Node is one running Tollgate.
+type Node struct {
+	cfg       Config
+	ns        *embedded.Server
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	db        *pebble.DB
+	Store     *events.JetStreamStore
+	Projector *projections.Projector
+	API       *api.API
+	ln        net.Listener
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Storage is the shared part of serve and rebuild: NATS, the stream and Pebble.
+type Storage struct {
+	NS       *embedded.Server
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	DB       *pebble.DB
+	Store    *events.JetStreamStore
+	Accounts *projections.Accounts
+	Tokens   *projections.Tokens
+}
+
+// Projections lists every projection of the event stream.
+func (s *Storage) Projections() []projections.Projection {
+	return []projections.Projection{s.Accounts, s.Tokens}
+}
+
+// OpenStorage connects to (or starts) NATS, ensures the stream and opens Pebble.
+func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Storage{}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	var err error
+	if cfg.NATSURL == "" {
+		s.NS, err = embedded.Start(embedded.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, ServerName: "tollgate"})
+		if err != nil {
+			return nil, err
+		}
+		s.NC, err = s.NS.Connect("tollgate")
+	} else {
+		s.NC, err = nats.Connect(cfg.NATSURL, nats.Name("tollgate"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	if s.JS, err = jetstream.New(s.NC); err != nil {
+		return nil, err
+	}
+	if _, err := events.EnsureStream(ctx, s.JS, events.StreamConfig{Replicas: cfg.StreamReplicas}); err != nil {
+		return nil, err
+	}
+	if s.Store, err = events.NewJetStreamStore(s.NC, events.DefaultStream); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cfg.DataDir, "projections")
+	if s.DB, err = projections.Open(dir, cfg.MemoryProjections); err != nil {
+		if errors.Is(err, os.ErrExist) || isLocked(err) {
+			return nil, fmt.Errorf("projections at %s are in use by another tollgate process: %w", dir, err)
+		}
+		return nil, err
+	}
+	s.Accounts = projections.NewAccounts(s.DB)
+	s.Tokens = projections.NewTokens(s.DB)
+	ok = true
+	return s, nil
+}
+
+func isLocked(err error) bool {
+	return err != nil && (errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "lock") ||
+		strings.Contains(err.Error(), "resource temporarily unavailable"))
+}
+
+// Close releases everything in reverse order.
+func (s *Storage) Close() {
+	if s.DB != nil {
+		_ = s.DB.Flush()
+		_ = s.DB.Close()
+	}
+	if s.NC != nil {
+		_ = s.NC.Drain()
+		s.NC.Close()
+	}
+	if s.NS != nil {
+		s.NS.Stop()
+	}
+}
+
+// Start runs a node until Close.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	st, err := OpenStorage(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, ns: st.NS, nc: st.NC, js: st.JS, db: st.DB, Store: st.Store}
+	fail := func(err error) (*Node, error) {
+		st.Close()
+		return nil, err
+	}
+	n.Projector, err = projections.NewProjector(st.DB, projections.Config{Logger: cfg.Logger}, st.Projections()...)
+	if err != nil {
+		return fail(err)
+	}
+	idem, err := api.EnsureIdempotencyStore(ctx, st.JS, cfg.StreamReplicas)
+	if err != nil {
+		return fail(err)
+	}
+	n.API, err = api.New(api.Deps{
+		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens,
+		Idempotency: idem, Logger: cfg.Logger, Ready: n.ready,
+	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != ""})
+	if err != nil {
+		return fail(err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go n.runProjector(runCtx)
+
+	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
+	res, err := n.API.Bootstrap(bctx, cfg.RootKey)
+	bcancel()
+	if err != nil {
+		cancel()
+		n.wg.Wait()
+		return fail(fmt.Errorf("bootstrap: %w", err))
+	}
+	switch {
+	case res.Key != "":
+		fmt.Fprintf(cfg.Out, "root api key: %s\n", res.Key)
+	case res.KeyMismatch:
+		cfg.Logger.Warn("--root-key differs from the stored root key and was ignored: the store is already bootstrapped")
+	}
+
+	n.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cancel()
+		n.wg.Wait()
+		return fail(fmt.Errorf("listen %s: %w", cfg.Listen, err))
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			n.ln.Close()
+			cancel()
+			n.wg.Wait()
+			return fail(fmt.Errorf("load TLS key pair: %w", err))
+		}
+		n.ln = tls.NewListener(n.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.API.App.Listener(n.ln); err != nil {
+			cfg.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+	cfg.Logger.Info("tollgate serving", "listen", n.ln.Addr().String(), "issuer", cfg.Issuer, "embedded_nats", n.ns != nil)
+	return n, nil
+}
+
+// runProjector keeps the projector running, restarting it after errors
+// (NATS unreachable, consumer lost) until the node stops.
+func (n *Node) runProjector(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		err := n.Projector.Run(ctx, n.js)
+		if ctx.Err() != nil {
+			return
+		}
+		n.cfg.Logger.Warn("projector stopped; restarting", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (n *Node) ready() error {
+	if !n.nc.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	if !n.Projector.CaughtUp() {
+		return errors.New("projections are catching up")
+	}
+	return nil
+}
+
+// Addr is the HTTP listener's address.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// URL is the base URL of the HTTP API.
+func (n *Node) URL() string {
+	if n.cfg.TLSCert != "" {
+		return "https://" + n.Addr()
+	}
+	return "http://" + n.Addr()
+}
+
+// NATS is the node's connection (tests use it to subscribe).
+func (n *Node) NATS() *nats.Conn { return n.nc }
+
+// Close stops gracefully: no new connections, in-flight requests finish,
+// the projector stops after its current batch, Pebble is flushed and
+// closed, NATS is drained.
+func (n *Node) Close() error {
+	n.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		defer cancel()
+		n.stopErr = n.API.App.ShutdownWithContext(ctx)
+		n.cancel()
+		n.wg.Wait()
+		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
+	})
+	return n.stopErr
+}
