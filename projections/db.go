@@ -6,9 +6,9 @@ package projections
 import (
 	"encoding/binary"
 	"encoding/json"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
