@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tollgate/tollgate/domain"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/projections"
 )
@@ -123,10 +124,10 @@ func (a *API) routes(app *fiber.App) {
 	app.Get("/accounts/me", a.auth, a.getMyAccount)
 	app.Get("/accounts/:id", a.auth, a.getAccount)
 
-	app.Post("/keys", a.auth, a.idempotent, a.createKey)
-	app.Get("/keys", a.auth, a.listKeys)
-	app.Get("/keys/:id", a.auth, a.getKey)
-	app.Delete("/keys/:id", a.auth, a.idempotent, a.revokeKey)
+	app.Post("/keys", a.auth, need(domain.ScopeKeysWrite), a.idempotent, a.createKey)
+	app.Get("/keys", a.auth, need(domain.ScopeKeysRead), a.listKeys)
+	app.Get("/keys/:id", a.auth, need(domain.ScopeKeysRead), a.getKey)
+	app.Delete("/keys/:id", a.auth, need(domain.ScopeKeysWrite), a.idempotent, a.revokeKey)
 }
 
 // writeCtx bounds a write's NATS round trips and projection wait.

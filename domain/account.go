@@ -46,7 +46,9 @@ func checkName(v *validation, field, name string) {
 		v.add(field, "is required")
 	case utf8.RuneCountInString(name) > 200:
 		v.add(field, "must be at most 200 characters")
-	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+	case !utf8.ValidString(name):
+		v.add(field, "must be valid UTF-8")
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		v.add(field, "must not contain control characters")
 	}
 }

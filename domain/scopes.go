@@ -69,7 +69,7 @@ func HasScope(held []string, required string) bool {
 }
 
 // ValidScopeName reports whether s is a well-formed scope name: lower-case
-// segments of letters, digits, '_' and '-' joined by ':'.
+// segments of letters, digits, '_', '-' and '.' joined by ':'.
 func ValidScopeName(s string) bool {
 	if s == "" || len(s) > 100 {
 		return false

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/events"
@@ -62,7 +63,11 @@ const maxTokenTTL = 10 * 365 * 24 * time.Hour
 // NewToken validates the command and returns the token's first event.
 func NewToken(cmd IssueToken, now time.Time) (events.TokenCreated, error) {
 	var v validation
+	cmd.Name = strings.TrimSpace(cmd.Name)
 	checkName(&v, "name", cmd.Name)
+	if !events.ValidID(cmd.AccountID) {
+		v.add("account_id", "is not a valid account id")
+	}
 	if cmd.Environment != EnvLive && cmd.Environment != EnvTest {
 		v.add("environment", "must be %q or %q", EnvLive, EnvTest)
 	} else if cmd.Credential.Environment() != cmd.Environment {
@@ -80,7 +85,7 @@ func NewToken(cmd IssueToken, now time.Time) (events.TokenCreated, error) {
 	switch {
 	case cmd.TTL != 0 && cmd.ExpiresAt != nil:
 		v.add("ttl", "give ttl or expires_at, not both")
-	case cmd.TTL < 0 || cmd.TTL > maxTokenTTL:
+	case cmd.TTL < 0 || (cmd.TTL > 0 && cmd.TTL < time.Second) || cmd.TTL > maxTokenTTL:
 		v.add("ttl", "must be between 1 second and 10 years")
 	case cmd.TTL > 0:
 		e := now.Add(cmd.TTL).UTC().Truncate(time.Second)

@@ -77,13 +77,19 @@ func (s *JetStreamStore) Append(ctx context.Context, changes ...Change) (AppendR
 	}
 	backoff := 10 * time.Millisecond
 	for {
-		res, err, retry := s.publish(ctx, msgs)
+		if err := s.awaitConnection(ctx); err != nil {
+			return AppendResult{}, err
+		}
+		attemptCtx, cancelAttempt := context.WithTimeout(ctx, attemptTimeout)
+		res, err, retry := s.publish(attemptCtx, msgs)
+		cancelAttempt()
 		if !retry {
 			if err == nil && res.Duplicate && len(res.Sequences) == 0 {
 				res.Sequences, err = s.sequencesOf(ctx, changes)
 			}
 			return res, err
 		}
+		// Retrying is safe: the event ids dedupe an append that did land.
 		select {
 		case <-ctx.Done():
 			return AppendResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -93,6 +99,38 @@ func (s *JetStreamStore) Append(ctx context.Context, changes ...Change) (AppendR
 			backoff *= 2
 		}
 	}
+}
+
+// attemptTimeout bounds one publish attempt; a lost acknowledgement is
+// retried with the same event ids.
+const attemptTimeout = 1500 * time.Millisecond
+
+// reconnectGrace is how long an append waits for a lost NATS connection to
+// come back before it reports [ErrUnavailable]: long enough to ride out a
+// cluster fail-over, short enough that clients hear about an outage at once.
+const reconnectGrace = 2 * time.Second
+
+func (s *JetStreamStore) awaitConnection(ctx context.Context) error {
+	if s.nc.IsConnected() {
+		return nil
+	}
+	deadline := time.NewTimer(reconnectGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !s.nc.IsConnected() {
+		if s.nc.IsClosed() {
+			return fmt.Errorf("%w: NATS connection closed", ErrUnavailable)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: NATS not connected", ErrUnavailable)
+		case <-deadline.C:
+			return fmt.Errorf("%w: NATS not connected", ErrUnavailable)
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 func (s *JetStreamStore) message(c Change) (*nats.Msg, error) {

@@ -380,7 +380,7 @@ func TestProjectorResumesAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProjector(t, db, cfg, projections.NewAccounts(db), projections.NewTokens(db))
+	p := newProjector(t, db, cfg, projections.NewAccounts(db), projections.NewTokens(db), counter{})
 	stop := run(t, p, log.js)
 	waitFor(t, p, first)
 	stop()
@@ -395,7 +395,7 @@ func TestProjectorResumesAfterRestart(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	accounts, tokens := projections.NewAccounts(db), projections.NewTokens(db)
-	p = newProjector(t, db, cfg, accounts, tokens)
+	p = newProjector(t, db, cfg, accounts, tokens, counter{})
 	stored := contents(t, db, "m/pos/events", false)["m/pos/events"]
 	if p.Applied() != first || stored != strconv.FormatUint(first, 10) {
 		t.Fatalf("reopened: Applied = %d, stored position %q; want %d", p.Applied(), stored, first)
@@ -412,14 +412,34 @@ func TestProjectorResumesAfterRestart(t *testing.T) {
 	}
 
 	fresh := openMem(t)
-	rebuilt := newProjector(t, fresh, projections.Config{}, projections.NewAccounts(fresh), projections.NewTokens(fresh))
+	rebuilt := newProjector(t, fresh, projections.Config{}, projections.NewAccounts(fresh), projections.NewTokens(fresh), counter{})
 	if err := rebuilt.CatchUp(testContext(t), log.js, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, want := contents(t, db, "", true), contents(t, fresh, "", true)
-	if len(want) == 0 || !maps.Equal(got, want) {
-		t.Fatalf("resumed projection differs from a rebuild:\nresumed %d keys\nrebuilt %d keys", len(got), len(want))
+	if n := want["cnt/n"]; n != strconv.FormatUint(final, 10) {
+		t.Fatalf("rebuild counted %s events, want %d", n, final)
 	}
+	if len(want) == 0 || !maps.Equal(got, want) {
+		t.Fatalf("resumed projection differs from a rebuild:\nresumed %d keys, %s events counted\nrebuilt %d keys, %s events counted",
+			len(got), got["cnt/n"], len(want), want["cnt/n"])
+	}
+}
+
+// counter counts the events it has applied, so applying one twice or
+// skipping one changes its content.
+type counter struct{}
+
+func (counter) Name() string       { return "counter" }
+func (counter) Version() int       { return 1 }
+func (counter) Prefixes() []string { return []string{"cnt/"} }
+func (counter) Apply(tx *projections.Tx, ev events.Event) error {
+	raw, _, err := tx.Get([]byte("cnt/n"))
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(string(raw))
+	return tx.Set([]byte("cnt/n"), []byte(strconv.Itoa(n+1)))
 }
 
 // probe records every event it sees under "probe/", tagged with its version.
@@ -503,9 +523,13 @@ func TestCatchUpReportsProgress(t *testing.T) {
 	if len(calls) < (50+7)/8 {
 		t.Fatalf("%d progress calls for 50 events in batches of 8: %v", len(calls), calls)
 	}
-	for i := 1; i < len(calls); i++ {
-		if calls[i].applied <= calls[i-1].applied || calls[i].last < calls[i-1].last {
+	for i, c := range calls {
+		if i > 0 && c.applied <= calls[i-1].applied {
 			t.Fatalf("progress not increasing: %v", calls)
+		}
+		// Nothing is appended meanwhile, so every call knows the same end.
+		if c.last != last {
+			t.Fatalf("progress call %d reports last %d, want %d: %v", i, c.last, last, calls)
 		}
 	}
 	end := calls[len(calls)-1]

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -105,11 +106,12 @@ type Page[T any] struct {
 // ListByAccount lists an account's tokens of one environment in creation
 // order, starting after cursor.
 func (t *Tokens) ListByAccount(account, env, cursor string, limit int, keep func(TokenRecord) bool) (Page[TokenRecord], error) {
+	limit = max(limit, 1)
 	prefix := []byte(prefixTokenAccount + account + "/" + env + "/")
 	lower := prefix
 	if cursor != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(raw) != 8 {
+		if err != nil || len(raw) != 8 || binary.BigEndian.Uint64(raw) == math.MaxUint64 {
 			return Page[TokenRecord]{}, ErrBadCursor
 		}
 		lower = append(append([]byte(nil), prefix...), u64(binary.BigEndian.Uint64(raw)+1)...)
