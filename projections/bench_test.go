@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +22,10 @@ import (
 	"github.com/tollgate/tollgate/projections"
 )
 
-var replayEvents = flag.Int("replay.events", 1_000_000, "events BenchmarkReplay publishes and replays")
+var (
+	replayEvents  = flag.Int("replay.events", 1_000_000, "events BenchmarkReplay publishes and replays")
+	replayProfile = flag.String("replay.cpuprofile", "", "write a CPU profile of BenchmarkReplay's timed replays only (not the publishing) to this file")
+)
 
 var benchLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -69,6 +73,10 @@ func BenchmarkReplay(b *testing.B) {
 	// A sub-benchmark, so the stream above is filled once however many
 	// times the harness calls the timed part.
 	b.Run(fmt.Sprintf("events=%d", last), func(b *testing.B) {
+		if *replayProfile != "" {
+			stop := startProfile(b, *replayProfile)
+			defer stop()
+		}
 		var replayed time.Duration
 		for i := 0; i < b.N; i++ {
 			replayed += replayOnce(b, ctx, js, last)
@@ -112,6 +120,25 @@ func replayOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last 
 	}
 	b.StartTimer()
 	return took
+}
+
+// startProfile profiles the CPU until the returned function is called. It
+// cannot run together with go test's -cpuprofile.
+func startProfile(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatalf("%v (-replay.cpuprofile and -cpuprofile exclude each other)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 func replayAccountID(i int) string { return fmt.Sprintf("acc_%016d", i) }
