@@ -99,8 +99,11 @@ func New(deps Deps, cfg Config) (*API, error) {
 	a.metrics = m
 
 	app := fiber.New(fiber.Config{
-		AppName:               "tollgate",
-		BodyLimit:             cfg.BodyLimit,
+		AppName: "tollgate",
+		// The transport reads up to 4× the limit so that a client sending a
+		// somewhat oversized body gets a JSON 400 rather than a reset
+		// connection; limitBody enforces the real limit.
+		BodyLimit:             4 * cfg.BodyLimit,
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(deps.Logger),
 		ReadTimeout:           30 * time.Second,
@@ -108,7 +111,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 		IdleTimeout:           120 * time.Second,
 		ProxyHeader:           "", // client IPs come from trusted proxies only (see clientIP)
 	})
-	app.Use(a.requestID, a.observe, a.requireHTTPS)
+	app.Use(a.requestID, a.observe, a.requireHTTPS, a.limitBody)
 	a.routes(app)
 	a.App = app
 	return a, nil

@@ -11,6 +11,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
+// limitBody refuses bodies over the configured limit.
+func (a *API) limitBody(c *fiber.Ctx) error {
+	if len(c.Body()) > a.cfg.BodyLimit {
+		return invalidRequest(fmt.Sprintf("request body is too large: the limit is %d bytes", a.cfg.BodyLimit))
+	}
+	return c.Next()
+}
+
 // decodeJSON reads the request body strictly: JSON content type, one object,
 // no unknown fields, nothing after it.
 func decodeJSON(c *fiber.Ctx, v any) error {

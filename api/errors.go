@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -56,6 +57,10 @@ func unavailable(cause error) *Error {
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		e := toAPIError(err)
+		if requestID(c) == "" {
+			// Errors raised before any middleware ran (an oversized body).
+			c.Set(fiber.HeaderXRequestID, "req_"+strconv.FormatInt(time.Now().UnixNano(), 36))
+		}
 		if e.Status >= 500 {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", requestID(c), "err", err)
 		}

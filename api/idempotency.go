@@ -122,13 +122,16 @@ func (a *API) idempotent(c *fiber.Ctx) error {
 			return conflict("Idempotency-Key was already used with a different request")
 		}
 		if rec.Done {
-			body, err := open(aead, rec.Body)
-			if err != nil {
+			raw, err := open(aead, rec.Body)
+			var out storedResponse
+			if err != nil || json.Unmarshal(raw, &out) != nil {
 				return conflict("Idempotency-Key was already used with a different request")
 			}
+			for k, v := range out.Headers {
+				c.Set(k, v)
+			}
 			c.Set("Idempotent-Replayed", "true")
-			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-			return c.Status(rec.Status).Send(body)
+			return c.Status(rec.Status).Send(out.Body)
 		}
 		if !rec.Released && a.Now().Sub(rec.StartedAt) < idemStale {
 			return &Error{Status: fiber.StatusConflict, Code: "conflict", RetryAfter: 1,
@@ -164,12 +167,27 @@ func (a *API) idempotent(c *fiber.Ctx) error {
 		_, _ = a.Idempotency.kv.Update(ctx, kvKey, mustJSON(rec), rev)
 		return nil
 	}
-	rec.Done, rec.Status, rec.Body = true, status, seal(aead, c.Response().Body())
+	out := storedResponse{Headers: map[string]string{}, Body: c.Response().Body()}
+	for _, h := range replayedHeaders {
+		if v := c.Response().Header.Peek(h); len(v) > 0 {
+			out.Headers[h] = string(v)
+		}
+	}
+	rec.Done, rec.Status, rec.Body = true, status, seal(aead, mustJSON(out))
 	if _, err := a.Idempotency.kv.Update(ctx, kvKey, mustJSON(rec), rev); err != nil {
 		a.Logger.Warn("idempotency outcome not stored", "request_id", requestID(c), "err", err)
 	}
 	return nil
 }
+
+// storedResponse is what a replay sends again; sealed before storage.
+type storedResponse struct {
+	Headers map[string]string `json:"h"`
+	Body    []byte            `json:"b"`
+}
+
+// replayedHeaders are the response headers a replay repeats.
+var replayedHeaders = []string{fiber.HeaderContentType, fiber.HeaderCacheControl, fiber.HeaderLocation}
 
 func idemKVKey(account, tokenID, key string) string {
 	h := sha256.Sum256([]byte(account + "\x00" + tokenID + "\x00" + key))

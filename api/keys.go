@@ -180,6 +180,11 @@ func (a *API) listKeys(c *fiber.Ctx) error {
 	}
 	now := a.now(c)
 	status := c.Query("status")
+	switch status {
+	case "", domain.StatusActive, domain.StatusExpired, domain.StatusRevoked:
+	default:
+		return invalidRequest("status must be active, expired or revoked")
+	}
 	page, err := a.Tokens.ListByAccount(account, env, c.Query("cursor"), limit, func(r projections.TokenRecord) bool {
 		return status == "" || viewKey(r, now).Status == status
 	})

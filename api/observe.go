@@ -75,6 +75,7 @@ func (a *API) healthz(c *fiber.Ctx) error {
 
 func (a *API) readyz(c *fiber.Ctx) error {
 	if err := a.Ready(); err != nil {
+		c.Set(fiber.HeaderRetryAfter, "1")
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": err.Error()})
 	}
 	return c.JSON(fiber.Map{"status": "ready", "applied_sequence": a.Projector.Applied()})

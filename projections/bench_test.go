@@ -29,8 +29,8 @@ var (
 
 var benchLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// replayMix is the shape of the replayed history, per account: the account,
-// its keys, and some of them revoked again.
+// The shape of the replayed history, per account: the account, its keys,
+// and some of them revoked again.
 const (
 	replayKeysPerAccount    = 4
 	replayRevokedPerAccount = 1
@@ -40,13 +40,15 @@ const (
 // BenchmarkReplay measures how fast the projector rebuilds the accounts and
 // tokens projections from the stream, as `tollgate rebuild` and a node with
 // empty projections do. The stream is filled once; every iteration replays
-// it into a fresh on-disk Pebble. Run it with
+// it into a fresh on-disk Pebble. The consumer-only sub-benchmark delivers
+// the same stream without applying it: the ceiling any projection work
+// lowers. Run it with
 //
 //	go test ./projections/ -run '^$' -bench Replay -benchtime 1x [-replay.events N]
 func BenchmarkReplay(b *testing.B) {
 	n := *replayEvents
-	if n < replayEventsPerAccount {
-		b.Fatalf("-replay.events must be at least %d", replayEventsPerAccount)
+	if n < 1 {
+		b.Fatal("-replay.events must be positive")
 	}
 	srv, err := embedded.Start(embedded.Options{StoreDir: b.TempDir()})
 	if err != nil {
@@ -83,6 +85,43 @@ func BenchmarkReplay(b *testing.B) {
 		}
 		b.ReportMetric(float64(last)*float64(b.N)/replayed.Seconds(), "events/s")
 	})
+	// The ceiling on this machine: the same ordered consumer delivering the
+	// stream to a callback that only reads each message's sequence.
+	b.Run("consumer-only", func(b *testing.B) {
+		var delivered time.Duration
+		for i := 0; i < b.N; i++ {
+			delivered += consumeOnce(b, ctx, js, last)
+		}
+		b.ReportMetric(float64(last)*float64(b.N)/delivered.Seconds(), "events/s")
+	})
+}
+
+// consumeOnce reads the stream up to sequence last with an ordered consumer
+// configured as the projector's, applying nothing.
+func consumeOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last uint64) time.Duration {
+	start := time.Now()
+	cons, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err == nil && meta.Sequence.Stream == last {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(2000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("consumer did not reach the end of the stream")
+	}
+	took := time.Since(start)
+	cc.Stop()
+	return took
 }
 
 // replayOnce catches a fresh Pebble up to sequence last and returns how long
@@ -143,9 +182,9 @@ func startProfile(b *testing.B, path string) (stop func()) {
 
 func replayAccountID(i int) string { return fmt.Sprintf("acc_%016d", i) }
 
-// publishHistory publishes n events (rounded down to whole accounts) with
-// asynchronous publishes, the way the store would have written them, and
-// returns the stream's last sequence and the bytes published.
+// publishHistory publishes n events with asynchronous publishes, the way
+// the store would have written them, and returns the stream's last sequence
+// and the bytes published.
 func publishHistory(b *testing.B, ctx context.Context, js jetstream.JetStream, n int) (uint64, int) {
 	var failed atomic.Int64
 	var firstErr error
@@ -206,6 +245,11 @@ func publishHistory(b *testing.B, ctx context.Context, js jetstream.JetStream, n
 				ID: tok, AccountID: acc, Reason: "rotated", RevokedAt: at.Add(time.Hour),
 			})
 		}
+	}
+	// Fill up to exactly n with accounts that have no keys yet.
+	for a := n / replayEventsPerAccount; seq < n; a++ {
+		acc := replayAccountID(a)
+		publish(events.AggregateAccount, acc, acc, "", events.AccountCreated{ID: acc, Name: "Account " + acc, CreatedAt: t0})
 	}
 	select {
 	case <-pub.PublishAsyncComplete():

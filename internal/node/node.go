@@ -252,6 +252,7 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
 		n.stopErr = n.API.App.ShutdownWithContext(ctx)
+		_ = n.ln.Close() // in case the server did not own it any more
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
