@@ -110,11 +110,7 @@ func (a *API) getMyAccount(c *fiber.Ctx) error {
 	if !ok {
 		return notFound("account")
 	}
-	key, _, err := a.Tokens.Get(p.TokenID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(meView{accountView: viewAccount(acc), Key: viewKey(key, a.now(c))})
+	return c.JSON(meView{accountView: viewAccount(acc), Key: viewKey(p.record, a.now(c))})
 }
 
 func (a *API) getAccount(c *fiber.Ctx) error {

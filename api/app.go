@@ -64,6 +64,8 @@ func (c *Config) setDefaults() {
 // API holds the handlers' shared state and the Fiber app serving them.
 type API struct {
 	Deps
+	requestIDs *requestIDs
+	unknown    *negativeCache
 	// App is the Fiber app; serve it with App.Listener.
 	App     *fiber.App
 	cfg     Config
@@ -91,7 +93,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Ready == nil {
 		deps.Ready = func() error { return nil }
 	}
-	a := &API{Deps: deps, cfg: cfg}
+	a := &API{Deps: deps, cfg: cfg, requestIDs: newRequestIDs(deps.Rand), unknown: newNegativeCache(100_000, 5*time.Second)}
 	m, err := newHTTPMetrics(deps.Registry, deps.Projector)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package api
 import (
 	"crypto/subtle"
 	"io"
+	"strconv"
+	"sync/atomic"
 	"net/netip"
 	"strings"
 	"time"
@@ -25,11 +27,30 @@ const (
 func (a *API) requestID(c *fiber.Ctx) error {
 	id := c.Get(fiber.HeaderXRequestID)
 	if !saneHeaderValue(id, 128) {
-		id, _ = domain.NewID(a.Rand, "req_", 20)
+		id = a.requestIDs.next()
 	}
 	c.Locals(localRequestID, id)
 	c.Set(fiber.HeaderXRequestID, id)
 	return c.Next()
+}
+
+// requestIDs makes unique request ids cheaply: a random per-process prefix
+// and a counter (ids need to be unique, not secret).
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs(rnd io.Reader) *requestIDs {
+	p, err := domain.NewID(rnd, "req_", 10)
+	if err != nil {
+		p = "req_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return &requestIDs{prefix: p + "_"}
+}
+
+func (r *requestIDs) next() string {
+	return r.prefix + strconv.FormatUint(r.n.Add(1), 36)
 }
 
 func requestID(c *fiber.Ctx) string {
@@ -111,6 +132,7 @@ type Principal struct {
 	// secret is the presented credential, kept only for the request's
 	// lifetime to derive the idempotency encryption key.
 	secret string
+	record projections.TokenRecord
 }
 
 // Admin reports whether the caller holds the admin scope.
@@ -156,6 +178,7 @@ func (a *API) auth(c *fiber.Ctx) error {
 	}
 	c.Locals(localPrincipal, &Principal{
 		TokenID: rec.ID, AccountID: rec.AccountID, Environment: rec.Environment, Scopes: rec.Scopes, secret: key,
+		record: rec,
 	})
 	return c.Next()
 }
@@ -179,13 +202,17 @@ func (a *API) lookupKey(c *fiber.Ctx, key string) (projections.TokenRecord, bool
 		id = root
 	}
 	rec, found, err := a.Tokens.Get(id)
-	if err == nil && !found {
-		// Issued on another node a moment ago? Ask the stream, then look again.
+	if err == nil && !found && !a.unknown.has(id) {
+		// Issued on another node a moment ago? Ask the stream, then look
+		// again. Ids the stream does not know are remembered for a few
+		// seconds, so made-up keys cannot make every request a NATS round trip.
 		ctx, cancel := a.writeCtx(c)
 		exists, ferr := a.fresh(ctx, events.AggregateToken, id)
 		cancel()
 		if ferr == nil && exists {
 			rec, found, err = a.Tokens.Get(id)
+		} else if ferr == nil {
+			a.unknown.add(id)
 		}
 	}
 	if err != nil || !found {

@@ -6,9 +6,9 @@
 package events
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"time"
 )
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,9 @@ type JetStreamStore struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream string
+
+	mu  sync.Mutex
+	str jetstream.Stream // cached handle; nil until first use
 }
 
 var _ Store = (*JetStreamStore)(nil)
@@ -232,9 +236,9 @@ func (s *JetStreamStore) sequencesOf(ctx context.Context, changes []Change) ([]u
 func (s *JetStreamStore) LastSequence(ctx context.Context, aggregateType, aggregateID string) (uint64, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	str, err := s.js.Stream(ctx, s.stream)
+	str, err := s.handle(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, err
 	}
 	msg, err := str.GetLastMsgForSubject(ctx, AggregateSubjects(aggregateType, aggregateID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -244,6 +248,21 @@ func (s *JetStreamStore) LastSequence(ctx context.Context, aggregateType, aggreg
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return msg.Sequence, nil
+}
+
+// handle returns the stream handle, looked up once.
+func (s *JetStreamStore) handle(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.str != nil {
+		return s.str, nil
+	}
+	str, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s.str = str
+	return str, nil
 }
 
 // Load reads the aggregate's history with an ordered consumer filtered on its subjects.

@@ -18,10 +18,25 @@ type AccountRecord struct {
 }
 
 // Accounts projects accounts by id and remembers the root account.
-type Accounts struct{ db *pebble.DB }
+type Accounts struct {
+	db      *pebble.DB
+	cache   *recordCache[AccountRecord]
+	touched []string
+}
 
 // NewAccounts returns the accounts projection on db.
-func NewAccounts(db *pebble.DB) *Accounts { return &Accounts{db: db} }
+func NewAccounts(db *pebble.DB) *Accounts {
+	return &Accounts{db: db, cache: newRecordCache[AccountRecord](100_000)}
+}
+
+var _ Committer = (*Accounts)(nil)
+
+func (a *Accounts) AfterCommit() {
+	a.cache.invalidate(a.touched)
+	a.touched = a.touched[:0]
+}
+
+func (a *Accounts) AfterReset() { a.cache.clear() }
 
 var _ Projection = (*Accounts)(nil)
 
@@ -42,6 +57,7 @@ func (a *Accounts) Apply(tx *Tx, ev events.Event) error {
 		if err != nil {
 			return err
 		}
+		a.touched = append(a.touched, keyRootAcct, keyRootToken)
 		if err := tx.Set([]byte(keyRootAcct), []byte(p.RootAccountID)); err != nil {
 			return err
 		}
@@ -51,6 +67,7 @@ func (a *Accounts) Apply(tx *Tx, ev events.Event) error {
 		if err != nil {
 			return err
 		}
+		a.touched = append(a.touched, p.ID)
 		return tx.SetJSON([]byte(prefixAccount+p.ID), AccountRecord{
 			ID: p.ID, Name: p.Name, Root: p.Root, CreatedAt: p.CreatedAt, Version: ev.Sequence,
 		})
@@ -60,8 +77,14 @@ func (a *Accounts) Apply(tx *Tx, ev events.Event) error {
 
 // Get returns the account with id.
 func (a *Accounts) Get(id string) (AccountRecord, bool, error) {
-	var r AccountRecord
+	r, ok, epoch := a.cache.get(id)
+	if ok {
+		return r, true, nil
+	}
 	ok, err := getJSON(a.db, []byte(prefixAccount+id), &r)
+	if ok && err == nil {
+		a.cache.fill(id, r, epoch)
+	}
 	return r, ok, err
 }
 
@@ -73,6 +96,13 @@ func (a *Accounts) RootAccountID() (string, error) {
 
 // RootTokenID is the id of the root API key, "" before bootstrap.
 func (a *Accounts) RootTokenID() (string, error) {
-	raw, _, err := get(a.db, []byte(keyRootToken))
+	r, ok, epoch := a.cache.get(keyRootToken)
+	if ok {
+		return r.ID, nil
+	}
+	raw, found, err := get(a.db, []byte(keyRootToken))
+	if found && err == nil {
+		a.cache.fill(keyRootToken, AccountRecord{ID: string(raw)}, epoch)
+	}
 	return string(raw), err
 }

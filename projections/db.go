@@ -5,9 +5,9 @@ package projections
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"io"
 
 	"github.com/cockroachdb/pebble"

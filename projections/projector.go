@@ -141,6 +141,11 @@ func (p *Projector) Reset() error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
+	for _, pr := range p.projs {
+		if c, ok := pr.(Committer); ok {
+			c.AfterReset()
+		}
+	}
 	p.applied.Store(0)
 	return nil
 }
@@ -196,8 +201,11 @@ func (p *Projector) CatchUp(ctx context.Context, js jetstream.JetStream, progres
 	return p.run(ctx, js, last, progress)
 }
 
+// delivery is one event decoded by the consumer goroutine, so decoding
+// overlaps with applying the previous batch.
 type delivery struct {
-	data    []byte
+	ev      events.Event
+	err     error
 	seq     uint64
 	pending uint64
 }
@@ -224,8 +232,9 @@ func (p *Projector) run(ctx context.Context, js jetstream.JetStream, until uint6
 		if err != nil {
 			return
 		}
+		ev, err := events.Unmarshal(m.Data(), meta.Sequence.Stream)
 		select {
-		case ch <- delivery{data: m.Data(), seq: meta.Sequence.Stream, pending: meta.NumPending}:
+		case ch <- delivery{ev: ev, err: err, seq: meta.Sequence.Stream, pending: meta.NumPending}:
 		case <-ctx.Done():
 		}
 	}, jetstream.PullMaxMessages(p.cfg.BatchSize))
@@ -294,10 +303,10 @@ func (p *Projector) apply(batch []delivery) error {
 		if d.seq <= applied {
 			continue // redelivered after a consumer reset
 		}
-		ev, err := events.Unmarshal(d.data, d.seq)
+		err := d.err
 		if err == nil {
 			for _, pr := range p.projs {
-				if err = pr.Apply(tx, ev); err != nil {
+				if err = pr.Apply(tx, d.ev); err != nil {
 					err = fmt.Errorf("%s: %w", pr.Name(), err)
 					break
 				}
@@ -318,6 +327,11 @@ func (p *Projector) apply(batch []delivery) error {
 	// crash is replayed from the stream because its position is lost with it.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("projections: commit: %w", err)
+	}
+	for _, pr := range p.projs {
+		if c, ok := pr.(Committer); ok {
+			c.AfterCommit()
+		}
 	}
 	p.applied.Store(applied)
 	p.mu.Lock()

@@ -30,11 +30,27 @@ type TokenRecord struct {
 	Version uint64 `json:"version"`
 }
 
-// Tokens projects API tokens by id and by account and environment.
-type Tokens struct{ db *pebble.DB }
+// Tokens projects API tokens by id and by account and environment. Decoded
+// records are cached in memory: token lookups are on every request's path.
+type Tokens struct {
+	db      *pebble.DB
+	cache   *recordCache[TokenRecord]
+	touched []string
+}
 
 // NewTokens returns the tokens projection on db.
-func NewTokens(db *pebble.DB) *Tokens { return &Tokens{db: db} }
+func NewTokens(db *pebble.DB) *Tokens {
+	return &Tokens{db: db, cache: newRecordCache[TokenRecord](200_000)}
+}
+
+var _ Committer = (*Tokens)(nil)
+
+func (t *Tokens) AfterCommit() {
+	t.cache.invalidate(t.touched)
+	t.touched = t.touched[:0]
+}
+
+func (t *Tokens) AfterReset() { t.cache.clear() }
 
 var _ Projection = (*Tokens)(nil)
 
@@ -65,6 +81,7 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 		if err := tx.SetJSON([]byte(prefixToken+p.ID), rec); err != nil {
 			return err
 		}
+		t.touched = append(t.touched, p.ID)
 		return tx.Set(tokenByAccountKey(p.AccountID, p.Environment, ev.Sequence), []byte(p.ID))
 	case events.TypeTokenRevoked:
 		p, err := events.Decode[events.TokenRevoked](ev)
@@ -84,13 +101,21 @@ func (t *Tokens) update(tx *Tx, id string, seq uint64, change func(*TokenRecord)
 	}
 	change(&rec)
 	rec.Version = seq
+	t.touched = append(t.touched, id)
 	return tx.SetJSON([]byte(prefixToken+id), rec)
 }
 
-// Get returns the token with id.
+// Get returns the token with id. The record's slices are shared with the
+// cache: callers must not modify them.
 func (t *Tokens) Get(id string) (TokenRecord, bool, error) {
-	var r TokenRecord
+	r, ok, epoch := t.cache.get(id)
+	if ok {
+		return r, true, nil
+	}
 	ok, err := getJSON(t.db, []byte(prefixToken+id), &r)
+	if ok && err == nil {
+		t.cache.fill(id, r, epoch)
+	}
 	return r, ok, err
 }
 
