@@ -3,10 +3,10 @@ package api
 import (
 	"crypto/subtle"
 	"io"
-	"strconv"
-	"sync/atomic"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
