@@ -29,14 +29,14 @@ func AggregateSubjects(aggregateType, aggregateID string) string {
 }
 
 // validToken reports whether s can stand as one subject token: a non-empty
-// run of ASCII letters, digits, '_' and '-'.
+// run of ASCII letters, digits, '_', '-' and ':' (scope names are ids).
 func validToken(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == ':') {
 			return false
 		}
 	}

@@ -7,6 +7,7 @@ const (
 	AggregateSystem  = "system"
 	AggregateAccount = "account"
 	AggregateToken   = "token"
+	AggregateScope   = "scope"
 )
 
 // Event types. A type is part of the public contract: never rename one; add a
@@ -16,6 +17,8 @@ const (
 	TypeAccountCreated     = "account.created"
 	TypeTokenCreated       = "token.created"
 	TypeTokenRevoked       = "token.revoked"
+	TypeScopeDefined       = "scope.defined"
+	TypeScopeUpdated       = "scope.updated"
 )
 
 // SystemBootstrapped marks the one-time creation of the root account. It is
@@ -67,3 +70,46 @@ type TokenRevoked struct {
 
 func (TokenRevoked) EventType() string { return TypeTokenRevoked }
 func (TokenRevoked) EventVersion() int { return 1 }
+
+// Endpoint is a method and path pattern a scope grants access to.
+type Endpoint struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+}
+
+// ScopeRequirements are what a scope needs alongside it.
+type ScopeRequirements struct {
+	// Scopes that must be held together with this one.
+	Scopes []string `json:"scopes"`
+	// Paid is true when calls under this scope cost credits.
+	Paid bool `json:"paid"`
+}
+
+// ScopeDefined adds a scope to the catalog. The aggregate id is the scope name.
+type ScopeDefined struct {
+	Name         string            `json:"name"`
+	Description  string            `json:"description"`
+	Domain       string            `json:"domain"`
+	Endpoints    []Endpoint        `json:"endpoints"`
+	Requirements ScopeRequirements `json:"requirements"`
+	Price        int64             `json:"price"`
+	DefinedAt    time.Time         `json:"defined_at"`
+}
+
+func (ScopeDefined) EventType() string { return TypeScopeDefined }
+func (ScopeDefined) EventVersion() int { return 1 }
+
+// ScopeUpdated replaces a scope's description, domain, endpoints,
+// requirements and price (the name never changes).
+type ScopeUpdated struct {
+	Name         string            `json:"name"`
+	Description  string            `json:"description"`
+	Domain       string            `json:"domain"`
+	Endpoints    []Endpoint        `json:"endpoints"`
+	Requirements ScopeRequirements `json:"requirements"`
+	Price        int64             `json:"price"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+func (ScopeUpdated) EventType() string { return TypeScopeUpdated }
+func (ScopeUpdated) EventVersion() int { return 1 }
