@@ -18,16 +18,16 @@ type accountRequest struct {
 }
 
 type accountView struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Root      bool      `json:"root,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	APIKey    *keyView  `json:"api_key,omitempty"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Root      bool       `json:"root,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	APIKey    *tokenView `json:"api_key,omitempty"`
 }
 
 type meView struct {
 	accountView
-	Key keyView `json:"key"`
+	Key tokenView `json:"key"`
 }
 
 func viewAccount(r projections.AccountRecord) accountView {
@@ -50,7 +50,11 @@ func (a *API) createAccount(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	changes, secret, err := openAccount(x, id, req.Name)
+	catalog, err := a.catalogScopeNames()
+	if err != nil {
+		return err
+	}
+	changes, secret, refresh, err := openAccount(x, id, req.Name, catalog)
 	if err != nil {
 		return err
 	}
@@ -66,8 +70,8 @@ func (a *API) createAccount(c *fiber.Ctx) error {
 		return err
 	}
 	view := viewAccount(acc)
-	kv := viewKey(key, a.now(c))
-	kv.Token = secret
+	kv := a.viewToken(key, a.now(c))
+	kv.Token, kv.RefreshToken = secret, refresh
 	view.APIKey = &kv
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderLocation, "/accounts/"+id)
@@ -75,30 +79,30 @@ func (a *API) createAccount(c *fiber.Ctx) error {
 }
 
 // openAccount builds account.created and the first key's token.created.
-func openAccount(x cmdCtx, id, name string) ([]events.Change, string, error) {
+func openAccount(x cmdCtx, id, name string, catalog []string) ([]events.Change, string, string, error) {
 	created, err := domain.NewAccount(domain.CreateAccount{ID: id, Name: name}, x.now)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	meta, err := x.meta(events.AggregateAccount, id, id, "")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	accEv, err := events.New(meta, created)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	keyMeta, err := x.meta(events.AggregateToken, "pending", id, domain.EnvLive)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	keyChange, secret, err := newKeyChange(x.rand, keyMeta, domain.IssueToken{
-		AccountID: id, Name: "default", Scopes: domain.FirstKeyScopes(), Environment: domain.EnvLive,
-	}, "")
+	keyChange, secret, refresh, err := newTokenChange(x.rand, keyMeta, domain.IssueToken{
+		AccountID: id, Name: "default", Scopes: domain.FirstKeyScopes(catalog...), Environment: domain.EnvLive,
+	}, "", true)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return []events.Change{{Event: accEv, Expect: events.ExpectNew}, keyChange}, secret, nil
+	return []events.Change{{Event: accEv, Expect: events.ExpectNew}, keyChange}, secret, refresh, nil
 }
 
 func (a *API) getMyAccount(c *fiber.Ctx) error {
@@ -110,7 +114,7 @@ func (a *API) getMyAccount(c *fiber.Ctx) error {
 	if !ok {
 		return notFound("account")
 	}
-	return c.JSON(meView{accountView: viewAccount(acc), Key: viewKey(p.record, a.now(c))})
+	return c.JSON(meView{accountView: viewAccount(acc), Key: a.viewToken(p.record, a.now(c))})
 }
 
 func (a *API) getAccount(c *fiber.Ctx) error {
@@ -187,9 +191,9 @@ func (a *API) Bootstrap(ctx context.Context, rootKey string) (BootstrapResult, e
 	if err != nil {
 		return BootstrapResult{}, err
 	}
-	keyChange, secret, err := newKeyChange(x.rand, keyMeta, domain.IssueToken{
+	keyChange, secret, _, err := newTokenChange(x.rand, keyMeta, domain.IssueToken{
 		AccountID: accID, Name: "root", Scopes: []string{domain.ScopeAdmin}, Environment: domain.EnvLive,
-	}, rootKey)
+	}, rootKey, false)
 	if err != nil {
 		return BootstrapResult{}, err
 	}
@@ -238,4 +242,23 @@ func (a *API) checkRootKey(rootKey string) (BootstrapResult, error) {
 		return BootstrapResult{}, fmt.Errorf("bootstrap: root key %s missing from projections", id)
 	}
 	return BootstrapResult{KeyMismatch: domain.HashSecret(rootKey) != rec.Hash}, nil
+}
+
+// catalogScopeNames lists every scope in the catalog.
+func (a *API) catalogScopeNames() ([]string, error) {
+	var names []string
+	cursor := ""
+	for {
+		page, err := a.Scopes.List("", cursor, 500)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range page.Items {
+			names = append(names, s.Name)
+		}
+		if page.NextCursor == "" {
+			return names, nil
+		}
+		cursor = page.NextCursor
+	}
 }

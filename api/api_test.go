@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -262,3 +263,5 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("admin with account_id: %d %s", r.Status, r.Body)
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -27,6 +27,7 @@ type Deps struct {
 	Projector   *projections.Projector
 	Accounts    *projections.Accounts
 	Tokens      *projections.Tokens
+	Scopes      *projections.Scopes
 	Idempotency *IdempotencyStore
 	// Ready reports nil when the node can serve (NATS connected, projections
 	// caught up).
@@ -50,6 +51,8 @@ type Config struct {
 	TLS bool
 	// WriteTimeout bounds event appends and read-your-writes waits. Default 5s.
 	WriteTimeout time.Duration
+	// NodeID names this node in quota leases. Default "node".
+	NodeID string
 }
 
 func (c *Config) setDefaults() {
@@ -59,6 +62,9 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
 	}
+	if c.NodeID == "" {
+		c.NodeID = "node"
+	}
 }
 
 // API holds the handlers' shared state and the Fiber app serving them.
@@ -66,6 +72,8 @@ type API struct {
 	Deps
 	requestIDs *requestIDs
 	unknown    *negativeCache
+	quota      *quotaManager
+	rates      *rateLimiter
 	// App is the Fiber app; serve it with App.Listener.
 	App     *fiber.App
 	cfg     Config
@@ -75,8 +83,8 @@ type API struct {
 // New builds the API and its Fiber app.
 func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
-	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil {
-		return nil, errors.New("api: Store, Projector, Accounts and Tokens are required")
+	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil {
+		return nil, errors.New("api: Store, Projector, Accounts, Tokens and Scopes are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -93,7 +101,9 @@ func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Ready == nil {
 		deps.Ready = func() error { return nil }
 	}
-	a := &API{Deps: deps, cfg: cfg, requestIDs: newRequestIDs(deps.Rand), unknown: newNegativeCache(100_000, 5*time.Second)}
+	a := &API{Deps: deps, cfg: cfg, requestIDs: newRequestIDs(deps.Rand), unknown: newNegativeCache(100_000, 5*time.Second),
+		rates: newRateLimiter()}
+	a.quota = newQuotaManager(a, cfg.NodeID)
 	m, err := newHTTPMetrics(deps.Registry, deps.Projector)
 	if err != nil {
 		return nil, err
@@ -129,10 +139,24 @@ func (a *API) routes(app *fiber.App) {
 	app.Get("/accounts/me", a.auth, a.getMyAccount)
 	app.Get("/accounts/:id", a.auth, a.getAccount)
 
-	app.Post("/keys", a.auth, need(domain.ScopeKeysWrite), a.idempotent, a.createKey)
-	app.Get("/keys", a.auth, need(domain.ScopeKeysRead), a.listKeys)
-	app.Get("/keys/:id", a.auth, need(domain.ScopeKeysRead), a.getKey)
-	app.Delete("/keys/:id", a.auth, need(domain.ScopeKeysWrite), a.idempotent, a.revokeKey)
+	// API keys are API tokens: /keys is the management view of the same
+	// resource, guarded by the keys:* scopes.
+	for _, r := range []struct{ path, read, write string }{
+		{"/tokens", domain.ScopeTokensRead, domain.ScopeTokensWrite},
+		{"/keys", domain.ScopeKeysRead, domain.ScopeKeysWrite},
+	} {
+		app.Post(r.path, a.auth, need(r.write), a.idempotent, a.createToken)
+		app.Get(r.path, a.auth, need(r.read), a.listTokens)
+		app.Get(r.path+"/:id", a.auth, need(r.read), a.getToken)
+		app.Patch(r.path+"/:id", a.auth, need(r.write), a.idempotent, a.patchToken)
+		app.Delete(r.path+"/:id", a.auth, need(r.write), a.idempotent, a.revokeToken)
+	}
+	app.Post("/verify", a.auth, need(domain.ScopeTokensVerify), a.verify)
+
+	app.Get("/scopes", a.auth, need(domain.ScopeScopesRead), a.listScopes)
+	app.Get("/scopes/:name", a.auth, need(domain.ScopeScopesRead), a.getScope)
+	app.Post("/scopes", a.auth, a.idempotent, a.defineScope)
+	app.Patch("/scopes/:name", a.auth, a.idempotent, a.updateScope)
 }
 
 // writeCtx bounds a write's NATS round trips and projection wait.

@@ -162,19 +162,41 @@ func presentedKey(c *fiber.Ctx) string {
 	return strings.TrimSpace(c.Get("X-API-Key"))
 }
 
-// auth authenticates the API key. Every failure gets the same 401 body.
+// auth authenticates the API key and applies the token's own limits to
+// Tollgate's API: revoked, expired or unknown keys get 401, a caller outside
+// the key's IP whitelist or past its request quota 403, a caller over its
+// rate limit 429.
 func (a *API) auth(c *fiber.Ctx) error {
 	key := presentedKey(c)
 	if key == "" || len(key) > 512 {
 		return errUnauthorized
 	}
-	rec, ok := a.lookupKey(c, key)
-	if !ok {
+	now := a.now(c)
+	rec, code := a.checkCredential(c, key, now)
+	if code != "" {
 		return errUnauthorized
 	}
-	now := a.now(c)
-	if rec.RevokedAt != nil || (rec.ExpiresAt != nil && !now.Before(*rec.ExpiresAt)) {
-		return errUnauthorized
+	tok := tokenOf(rec)
+	if !tok.AllowsIP(a.clientIP(c)) {
+		return errForbidden
+	}
+	if ok, st := a.rates.allow(rec.ID, rec.RateLimit.Limit, rec.RateLimit.Window, now); !ok {
+		setRateHeaders(c, st)
+		return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", RetryAfter: int(st.Reset),
+			Message: "Rate limit exceeded: retry after the window resets"}
+	} else {
+		setRateHeaders(c, st)
+	}
+	if tok.Limited() {
+		ctx, cancel := a.writeCtx(c)
+		verdict, _, err := a.quota.spend(ctx, rec, false, 0, now)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if verdict != verdictValid {
+			return errForbidden
+		}
 	}
 	c.Locals(localPrincipal, &Principal{
 		TokenID: rec.ID, AccountID: rec.AccountID, Environment: rec.Environment, Scopes: rec.Scopes, secret: key,
@@ -183,21 +205,36 @@ func (a *API) auth(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// lookupKey finds the record of a presented key and checks its hash in
-// constant time. tg_ strings must be well-formed (checksum) and name their
-// record; other strings can only be the verbatim root key.
-func (a *API) lookupKey(c *fiber.Ctx, key string) (projections.TokenRecord, bool) {
+// setRateHeaders sends the IETF RateLimit header fields.
+func setRateHeaders(c *fiber.Ctx, st rateState) {
+	c.Set("RateLimit-Policy", `"token";q=`+strconv.FormatInt(st.Limit, 10)+`;w=`+strconv.FormatInt(st.Window, 10))
+	c.Set("RateLimit", `"token";r=`+strconv.FormatInt(st.Remaining, 10)+`;t=`+strconv.FormatInt(st.Reset, 10))
+}
+
+// Verdicts of a credential check, in the order they are checked.
+const (
+	verdictNotFound = "NOT_FOUND"
+	verdictRevoked  = "REVOKED"
+	verdictExpired  = "EXPIRED"
+)
+
+// checkCredential finds the record of a presented API token and checks its
+// hash in constant time, accepting the previous value during a rotation's
+// grace period. tg_ strings must be well-formed (checksum) and name their
+// record; other strings can only be the verbatim root key. code is empty
+// for a usable token, else NOT_FOUND, REVOKED or EXPIRED.
+func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (projections.TokenRecord, string) {
 	var id string
 	if strings.HasPrefix(key, "tg_") {
 		cred, err := domain.ParseCredential(key)
 		if err != nil || cred.Environment() == "" {
-			return projections.TokenRecord{}, false
+			return projections.TokenRecord{}, verdictNotFound
 		}
 		id = cred.TokenID()
 	} else {
 		root, err := a.Accounts.RootTokenID()
 		if err != nil || root == "" {
-			return projections.TokenRecord{}, false
+			return projections.TokenRecord{}, verdictNotFound
 		}
 		id = root
 	}
@@ -216,15 +253,25 @@ func (a *API) lookupKey(c *fiber.Ctx, key string) (projections.TokenRecord, bool
 		}
 	}
 	if err != nil || !found {
-		return projections.TokenRecord{}, false
+		return projections.TokenRecord{}, verdictNotFound
 	}
-	if subtle.ConstantTimeCompare([]byte(domain.HashSecret(key)), []byte(rec.Hash)) != 1 {
-		return projections.TokenRecord{}, false
+	hash := domain.HashSecret(key)
+	current := subtle.ConstantTimeCompare([]byte(hash), []byte(rec.Hash)) == 1
+	previous := rec.PreviousHash != "" && rec.PreviousValidUntil != nil && now.Before(*rec.PreviousValidUntil) &&
+		subtle.ConstantTimeCompare([]byte(hash), []byte(rec.PreviousHash)) == 1
+	if !current && !previous {
+		return projections.TokenRecord{}, verdictNotFound
 	}
 	if strings.HasPrefix(key, "tg_") && domain.CredentialEnvironment(key) != rec.Environment {
-		return projections.TokenRecord{}, false
+		return projections.TokenRecord{}, verdictNotFound
 	}
-	return rec, true
+	switch tokenOf(rec).Status(now) {
+	case domain.StatusRevoked:
+		return rec, verdictRevoked
+	case domain.StatusExpired:
+		return rec, verdictExpired
+	}
+	return rec, ""
 }
 
 // need builds a handler that requires a scope.

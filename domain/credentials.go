@@ -152,3 +152,17 @@ func CredentialEnvironment(s string) string {
 	}
 	return ""
 }
+
+// NewCredentialFor generates a credential with prefix that names an
+// existing selector: a token's refresh token, or its rotated value.
+func NewCredentialFor(rand io.Reader, prefix, selector string) (string, error) {
+	if len(selector) != selectorLen {
+		return "", ErrMalformedCredential
+	}
+	secret, err := randomBase62(rand, secretLen)
+	if err != nil {
+		return "", err
+	}
+	s := prefix + selector + secret
+	return s + checksum(s), nil
+}

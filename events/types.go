@@ -17,6 +17,10 @@ const (
 	TypeAccountCreated     = "account.created"
 	TypeTokenCreated       = "token.created"
 	TypeTokenRevoked       = "token.revoked"
+	TypeTokenUpdated       = "token.updated"
+	TypeTokenRotated       = "token.rotated"
+	TypeQuotaLeased        = "token.quota_leased"
+	TypeQuotaReturned      = "token.quota_returned"
 	TypeScopeDefined       = "scope.defined"
 	TypeScopeUpdated       = "scope.updated"
 )
@@ -43,17 +47,35 @@ type AccountCreated struct {
 func (AccountCreated) EventType() string { return TypeAccountCreated }
 func (AccountCreated) EventVersion() int { return 1 }
 
-// TokenCreated records a new API token (API key). Only the SHA-256 of the
-// token string is stored, never the token itself.
+// TokenLimits caps what a token may do over its life. Nil means unlimited.
+type TokenLimits struct {
+	TotalRequests *int64 `json:"total_requests"`
+	PaidRequests  *int64 `json:"paid_requests"`
+	WalletAmount  *int64 `json:"wallet_amount"`
+	// IPWhitelist holds IPs and CIDRs; empty allows every address.
+	IPWhitelist []string `json:"ip_whitelist"`
+}
+
+// RateLimit is Limit requests per Window seconds.
+type RateLimit struct {
+	Limit  int64 `json:"limit"`
+	Window int64 `json:"window"`
+}
+
+// TokenCreated records a new API token (API key). Only SHA-256 hashes of
+// the token and refresh token strings are stored, never the strings.
 type TokenCreated struct {
-	ID          string     `json:"id"`
-	AccountID   string     `json:"account_id"`
-	Name        string     `json:"name"`
-	Scopes      []string   `json:"scopes"`
-	Environment string     `json:"environment"`
-	Hash        string     `json:"hash"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	ID          string       `json:"id"`
+	AccountID   string       `json:"account_id"`
+	Name        string       `json:"name"`
+	Scopes      []string     `json:"scopes"`
+	Environment string       `json:"environment"`
+	Hash        string       `json:"hash"`
+	RefreshHash string       `json:"refresh_hash,omitempty"`
+	Limits      *TokenLimits `json:"limits,omitempty"`
+	RateLimit   *RateLimit   `json:"rate_limit,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
 }
 
 func (TokenCreated) EventType() string { return TypeTokenCreated }
@@ -113,3 +135,70 @@ type ScopeUpdated struct {
 
 func (ScopeUpdated) EventType() string { return TypeScopeUpdated }
 func (ScopeUpdated) EventVersion() int { return 1 }
+
+// TokenUpdated replaces a token's name, scopes, limits, rate limit and expiry.
+type TokenUpdated struct {
+	ID        string      `json:"id"`
+	AccountID string      `json:"account_id"`
+	Name      string      `json:"name"`
+	Scopes    []string    `json:"scopes"`
+	Limits    TokenLimits `json:"limits"`
+	RateLimit RateLimit   `json:"rate_limit"`
+	ExpiresAt *time.Time  `json:"expires_at,omitempty"`
+	UpdatedAt time.Time   `json:"updated_at"`
+}
+
+func (TokenUpdated) EventType() string { return TypeTokenUpdated }
+func (TokenUpdated) EventVersion() int { return 1 }
+
+// TokenRotated gives a token a new value and refresh token. The previous
+// value keeps working until PreviousValidUntil (the grace period), if set.
+type TokenRotated struct {
+	ID                 string     `json:"id"`
+	AccountID          string     `json:"account_id"`
+	Hash               string     `json:"hash"`
+	RefreshHash        string     `json:"refresh_hash"`
+	SpentRefreshHash   string     `json:"spent_refresh_hash"`
+	PreviousHash       string     `json:"previous_hash"`
+	PreviousValidUntil *time.Time `json:"previous_valid_until,omitempty"`
+	RotatedAt          time.Time  `json:"rotated_at"`
+}
+
+func (TokenRotated) EventType() string { return TypeTokenRotated }
+func (TokenRotated) EventVersion() int { return 1 }
+
+// Quota is an amount of each limited resource of a token.
+type Quota struct {
+	Requests     int64 `json:"requests"`
+	PaidRequests int64 `json:"paid_requests"`
+	Credits      int64 `json:"credits"`
+}
+
+// QuotaLeased hands a block of a token's remaining quota to one node, which
+// then spends it without a network round trip per request. Leases are
+// appended with an expectation on the token's version, so the sum of what
+// was used and what is leased never exceeds the limits.
+type QuotaLeased struct {
+	ID        string    `json:"id"`
+	LeaseID   string    `json:"lease_id"`
+	Node      string    `json:"node"`
+	Granted   Quota     `json:"granted"`
+	LeasedAt  time.Time `json:"leased_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (QuotaLeased) EventType() string { return TypeQuotaLeased }
+func (QuotaLeased) EventVersion() int { return 1 }
+
+// QuotaReturned closes a lease: Used is spent for good, the rest of what the
+// lease granted becomes available again.
+type QuotaReturned struct {
+	ID         string     `json:"id"`
+	LeaseID    string     `json:"lease_id"`
+	Used       Quota      `json:"used"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ReturnedAt time.Time  `json:"returned_at"`
+}
+
+func (QuotaReturned) EventType() string { return TypeQuotaReturned }
+func (QuotaReturned) EventVersion() int { return 1 }

@@ -15,15 +15,28 @@ import (
 // TokenRecord is the read model of an API token. Hash is the SHA-256 of the
 // token string; the token itself is never stored.
 type TokenRecord struct {
-	ID          string     `json:"id"`
-	AccountID   string     `json:"account_id"`
-	Name        string     `json:"name"`
-	Scopes      []string   `json:"scopes"`
-	Environment string     `json:"environment"`
-	Hash        string     `json:"hash"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+	ID                 string                  `json:"id"`
+	AccountID          string                  `json:"account_id"`
+	Name               string                  `json:"name"`
+	Scopes             []string                `json:"scopes"`
+	Environment        string                  `json:"environment"`
+	Hash               string                  `json:"hash"`
+	RefreshHash        string                  `json:"refresh_hash,omitempty"`
+	SpentRefreshHashes []string                `json:"spent_refresh_hashes,omitempty"`
+	PreviousHash       string                  `json:"previous_hash,omitempty"`
+	PreviousValidUntil *time.Time              `json:"previous_valid_until,omitempty"`
+	Limits             events.TokenLimits      `json:"limits"`
+	RateLimit          events.RateLimit        `json:"rate_limit"`
+	CreatedAt          time.Time               `json:"created_at"`
+	UpdatedAt          *time.Time              `json:"updated_at,omitempty"`
+	ExpiresAt          *time.Time              `json:"expires_at,omitempty"`
+	RevokedAt          *time.Time              `json:"revoked_at,omitempty"`
+	RevokeReason       string                  `json:"revoke_reason,omitempty"`
+	LastUsedAt         *time.Time              `json:"last_used_at,omitempty"`
+	Used               events.Quota            `json:"used"`
+	Leases             map[string]events.Quota `json:"leases,omitempty"`
+	// LeaseNodes maps each open lease to the node holding it.
+	LeaseNodes map[string]string `json:"lease_nodes,omitempty"`
 	// Seq is the stream sequence of token.created: the listing order.
 	Seq uint64 `json:"seq"`
 	// Version is the stream sequence of the token's last event.
@@ -60,7 +73,7 @@ const (
 )
 
 func (*Tokens) Name() string       { return "tokens" }
-func (*Tokens) Version() int       { return 1 }
+func (*Tokens) Version() int       { return 2 }
 func (*Tokens) Prefixes() []string { return []string{prefixToken, prefixTokenAccount} }
 
 func tokenByAccountKey(account, env string, seq uint64) []byte {
@@ -76,7 +89,16 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 		}
 		rec := TokenRecord{
 			ID: p.ID, AccountID: p.AccountID, Name: p.Name, Scopes: p.Scopes, Environment: p.Environment,
-			Hash: p.Hash, CreatedAt: p.CreatedAt, ExpiresAt: p.ExpiresAt, Seq: ev.Sequence, Version: ev.Sequence,
+			Hash: p.Hash, RefreshHash: p.RefreshHash, CreatedAt: p.CreatedAt, ExpiresAt: p.ExpiresAt,
+			Seq: ev.Sequence, Version: ev.Sequence,
+			// Tokens created before limits existed have the default rate limit.
+			RateLimit: events.RateLimit{Limit: 10000, Window: 60},
+		}
+		if p.Limits != nil {
+			rec.Limits = *p.Limits
+		}
+		if p.RateLimit != nil {
+			rec.RateLimit = *p.RateLimit
 		}
 		if err := tx.SetJSON([]byte(prefixToken+p.ID), rec); err != nil {
 			return err
@@ -88,7 +110,57 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 		if err != nil {
 			return err
 		}
-		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) { r.RevokedAt = &p.RevokedAt })
+		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) { r.RevokedAt, r.RevokeReason = &p.RevokedAt, p.Reason })
+	case events.TypeTokenUpdated:
+		p, err := events.Decode[events.TokenUpdated](ev)
+		if err != nil {
+			return err
+		}
+		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) {
+			r.Name, r.Scopes, r.Limits, r.RateLimit, r.ExpiresAt = p.Name, p.Scopes, p.Limits, p.RateLimit, p.ExpiresAt
+			r.UpdatedAt = &p.UpdatedAt
+		})
+	case events.TypeTokenRotated:
+		p, err := events.Decode[events.TokenRotated](ev)
+		if err != nil {
+			return err
+		}
+		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) {
+			r.Hash, r.RefreshHash = p.Hash, p.RefreshHash
+			r.PreviousHash, r.PreviousValidUntil = p.PreviousHash, p.PreviousValidUntil
+			r.SpentRefreshHashes = append(r.SpentRefreshHashes, p.SpentRefreshHash)
+			r.UpdatedAt = &p.RotatedAt
+		})
+	case events.TypeQuotaLeased:
+		p, err := events.Decode[events.QuotaLeased](ev)
+		if err != nil {
+			return err
+		}
+		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) {
+			if r.Leases == nil {
+				r.Leases, r.LeaseNodes = map[string]events.Quota{}, map[string]string{}
+			}
+			q := r.Leases[p.LeaseID]
+			q.Requests += p.Granted.Requests
+			q.PaidRequests += p.Granted.PaidRequests
+			q.Credits += p.Granted.Credits
+			r.Leases[p.LeaseID], r.LeaseNodes[p.LeaseID] = q, p.Node
+		})
+	case events.TypeQuotaReturned:
+		p, err := events.Decode[events.QuotaReturned](ev)
+		if err != nil {
+			return err
+		}
+		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) {
+			delete(r.Leases, p.LeaseID)
+			delete(r.LeaseNodes, p.LeaseID)
+			r.Used.Requests += p.Used.Requests
+			r.Used.PaidRequests += p.Used.PaidRequests
+			r.Used.Credits += p.Used.Credits
+			if p.LastUsedAt != nil && (r.LastUsedAt == nil || p.LastUsedAt.After(*r.LastUsedAt)) {
+				r.LastUsedAt = p.LastUsedAt
+			}
+		})
 	}
 	return nil
 }

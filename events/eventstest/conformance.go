@@ -132,17 +132,19 @@ func Run(t *testing.T, newStore NewStore) {
 			var wins, conflicts atomic.Int32
 			var wg sync.WaitGroup
 			start := make(chan struct{})
+			expect := events.ExpectVersion(base) // both racers expect the same version
+			var won atomic.Uint64
 			for w := 0; w < 2; w++ {
 				ev := event(t, "probe", "race", fmt.Sprintf("r%d-w%d", round, w))
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					<-start
-					r, err := s.Append(ctx(t), events.Change{Event: ev, Expect: events.ExpectVersion(base)})
+					r, err := s.Append(ctx(t), events.Change{Event: ev, Expect: expect})
 					switch {
 					case err == nil:
 						wins.Add(1)
-						base = r.Last()
+						won.Store(r.Last())
 					case errors.Is(err, events.ErrConflict):
 						conflicts.Add(1)
 					default:
@@ -152,6 +154,7 @@ func Run(t *testing.T, newStore NewStore) {
 			}
 			close(start)
 			wg.Wait()
+			base = won.Load()
 			if wins.Load() != 1 || conflicts.Load() != 1 {
 				t.Fatalf("round %d: %d wins, %d conflicts; want exactly one of each", round, wins.Load(), conflicts.Load())
 			}

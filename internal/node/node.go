@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/domain"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/embedded"
 	"github.com/tollgate/tollgate/projections"
@@ -49,11 +51,12 @@ type Storage struct {
 	Store    *events.JetStreamStore
 	Accounts *projections.Accounts
 	Tokens   *projections.Tokens
+	Scopes   *projections.Scopes
 }
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
-	return []projections.Projection{s.Accounts, s.Tokens}
+	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes}
 }
 
 // OpenStorage connects to (or starts) NATS, ensures the stream and opens Pebble.
@@ -103,6 +106,7 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	}
 	s.Accounts = projections.NewAccounts(s.DB)
 	s.Tokens = projections.NewTokens(s.DB)
+	s.Scopes = projections.NewScopes(s.DB)
 	ok = true
 	return s, nil
 }
@@ -147,10 +151,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	nodeID, err := loadNodeID(cfg.DataDir)
+	if err != nil {
+		return fail(err)
+	}
 	n.API, err = api.New(api.Deps{
-		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens,
+		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes,
 		Idempotency: idem, Logger: cfg.Logger, Ready: n.ready,
-	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != ""})
+	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
 	if err != nil {
 		return fail(err)
 	}
@@ -168,6 +176,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Wait()
 		return fail(fmt.Errorf("bootstrap: %w", err))
 	}
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	err = n.API.EnsureDefaultScopes(sctx)
+	scancel()
+	if err != nil {
+		cancel()
+		n.wg.Wait()
+		return fail(fmt.Errorf("scope catalog: %w", err))
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.API.RunLeaseHousekeeping(runCtx, 10*time.Second, 30*time.Second)
+	}()
 	switch {
 	case res.Key != "":
 		fmt.Fprintf(cfg.Out, "root api key: %s\n", res.Key)
@@ -253,9 +274,30 @@ func (n *Node) Close() error {
 		defer cancel()
 		n.stopErr = n.API.App.ShutdownWithContext(ctx)
 		_ = n.ln.Close() // in case the server did not own it any more
+		if err := n.API.ReturnLeases(ctx); err != nil {
+			n.cfg.Logger.Warn("quota leases not returned; they come back when they expire", "err", err)
+		}
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
 	})
 	return n.stopErr
+}
+
+// loadNodeID reads this node's stable id from the data dir, creating it on
+// first start. Quota leases name the node that holds them.
+func loadNodeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	raw, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	id, err := domain.NewID(rand.Reader, "node_", 16)
+	if err != nil {
+		return "", err
+	}
+	return id, os.WriteFile(path, []byte(id+"\n"), 0o600)
 }

@@ -1,0 +1,307 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/domain"
+	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/projections"
+)
+
+// quotaManager spends tokens' limited quota (total requests, paid requests,
+// credits) on this node. It leases blocks of quota through events appended
+// with an expectation on the token's version, so nodes together never hand
+// out more than a limit allows, and spends a lease in memory: no network
+// round trip per request once a lease is held.
+type quotaManager struct {
+	a      *API
+	node   string
+	ttl    time.Duration
+	mu     sync.Mutex
+	leases map[string]*tokenLease
+}
+
+type tokenLease struct {
+	mu       sync.Mutex
+	id       string
+	left     events.Quota
+	used     events.Quota
+	lastUsed time.Time
+}
+
+func newQuotaManager(a *API, node string) *quotaManager {
+	return &quotaManager{a: a, node: node, ttl: 5 * time.Minute, leases: make(map[string]*tokenLease)}
+}
+
+func (m *quotaManager) lease(tokenID string) *tokenLease {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.leases[tokenID]
+	if l == nil {
+		l = &tokenLease{}
+		m.leases[tokenID] = l
+	}
+	return l
+}
+
+// Verdicts of spending.
+const (
+	verdictValid             = "VALID"
+	verdictUsageExceeded     = "USAGE_EXCEEDED"
+	verdictInsufficientFunds = "INSUFFICIENT_FUNDS"
+)
+
+// demand is what one request takes from each capped dimension.
+func demand(t domain.Token, paid bool, cost int64) events.Quota {
+	var q events.Quota
+	if t.Limits.TotalRequests != nil {
+		q.Requests = 1
+	}
+	if paid && t.Limits.PaidRequests != nil {
+		q.PaidRequests = 1
+	}
+	if cost > 0 && t.Limits.WalletAmount != nil {
+		q.Credits = cost
+	}
+	return q
+}
+
+// spend takes one request (paid or not, costing cost credits) from the
+// token's quota. It answers the verdict and what remains of each limit
+// (nil entries: unlimited).
+func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, paid bool, cost int64, now time.Time) (string, remaining, error) {
+	tok := tokenOf(rec)
+	if !tok.Limited() {
+		return verdictValid, remainingOf(tok, events.Quota{}), nil
+	}
+	want := demand(tok, paid, cost)
+	l := m.lease(tok.ID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		short := events.Quota{
+			Requests:     max(0, want.Requests-l.left.Requests),
+			PaidRequests: max(0, want.PaidRequests-l.left.PaidRequests),
+			Credits:      max(0, want.Credits-l.left.Credits),
+		}
+		if short == (events.Quota{}) {
+			l.left.Requests -= want.Requests
+			l.left.PaidRequests -= want.PaidRequests
+			l.left.Credits -= want.Credits
+			l.used.Requests += want.Requests
+			l.used.PaidRequests += want.PaidRequests
+			l.used.Credits += want.Credits
+			l.lastUsed = now
+			return verdictValid, remainingOf(tok, l.left), nil
+		}
+		avail := tok.Available()
+		switch {
+		case avail.Requests >= 0 && avail.Requests < short.Requests,
+			avail.PaidRequests >= 0 && avail.PaidRequests < short.PaidRequests:
+			return verdictUsageExceeded, remainingOf(tok, l.left), nil
+		case avail.Credits >= 0 && avail.Credits < short.Credits:
+			return verdictInsufficientFunds, remainingOf(tok, l.left), nil
+		}
+		if attempt >= 10 {
+			return "", remaining{}, errors.New("quota lease: too much contention")
+		}
+		fresh, err := m.acquire(ctx, l, tok, short, now)
+		if err != nil {
+			return "", remaining{}, err
+		}
+		tok = fresh
+	}
+}
+
+// acquire leases at least short (more when the limit is large, so later
+// requests need no round trip) and returns the token's latest state.
+func (m *quotaManager) acquire(ctx context.Context, l *tokenLease, tok domain.Token, short events.Quota, now time.Time) (domain.Token, error) {
+	chunk := func(limit *int64, short int64) int64 {
+		if short == 0 || limit == nil {
+			return 0
+		}
+		return max(short, min(*limit/10, 1000))
+	}
+	want := events.Quota{
+		Requests:     chunk(tok.Limits.TotalRequests, short.Requests),
+		PaidRequests: chunk(tok.Limits.PaidRequests, short.PaidRequests),
+		Credits:      max(short.Credits, min(chunk(tok.Limits.WalletAmount, short.Credits), 100*short.Credits)),
+	}
+	if l.id == "" {
+		id, err := domain.NewID(m.a.Rand, "lse_", 20)
+		if err != nil {
+			return tok, err
+		}
+		l.id = id
+	}
+	leased, err := tok.Lease(l.id, m.node, want, now, m.ttl)
+	if err == nil {
+		x := cmdCtx{rand: m.a.Rand, now: now, actor: "node:" + m.node}
+		var meta events.Meta
+		if meta, err = x.meta(events.AggregateToken, tok.ID, tok.AccountID, tok.Environment); err != nil {
+			return tok, err
+		}
+		ev, err := events.New(meta, leased)
+		if err != nil {
+			return tok, err
+		}
+		res, err := m.a.Store.Append(ctx, events.Change{Event: ev, Expect: events.ExpectVersion(tok.Version)})
+		switch {
+		case err == nil:
+			l.left.Requests += leased.Granted.Requests
+			l.left.PaidRequests += leased.Granted.PaidRequests
+			l.left.Credits += leased.Granted.Credits
+			if err := m.a.Projector.WaitFor(ctx, res.Last()); err != nil {
+				return tok, err
+			}
+		case errors.Is(err, events.ErrConflict):
+			// Someone else changed the token: catch up and decide again.
+			seq, lerr := m.a.Store.LastSequence(ctx, events.AggregateToken, tok.ID)
+			if lerr != nil {
+				return tok, lerr
+			}
+			if err := m.a.Projector.WaitFor(ctx, seq); err != nil {
+				return tok, err
+			}
+		default:
+			return tok, err
+		}
+	} else if !errors.Is(err, domain.ErrQuotaExhausted) {
+		return tok, err
+	}
+	rec, ok, err := m.a.Tokens.Get(tok.ID)
+	if err != nil || !ok {
+		return tok, errors.Join(err, domain.ErrNotFound)
+	}
+	return tokenOf(rec), nil
+}
+
+// returnLeases hands back every lease idle for at least idle (all of them
+// with idle 0): what was used is spent for good, the rest is free again.
+func (m *quotaManager) returnLeases(ctx context.Context, idle time.Duration) error {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.leases))
+	for id := range m.leases {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	var errs []error
+	now := m.a.Now()
+	for _, tokenID := range ids {
+		l := m.lease(tokenID)
+		l.mu.Lock()
+		if l.id != "" && now.Sub(l.lastUsed) >= idle {
+			if err := m.giveBack(ctx, tokenID, l, now); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		l.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func (m *quotaManager) giveBack(ctx context.Context, tokenID string, l *tokenLease, now time.Time) error {
+	rec, ok, err := m.a.Tokens.Get(tokenID)
+	if err != nil || !ok {
+		return err
+	}
+	ret := events.QuotaReturned{ID: tokenID, LeaseID: l.id, Used: l.used, ReturnedAt: now.UTC()}
+	if !l.lastUsed.IsZero() {
+		lu := l.lastUsed.UTC()
+		ret.LastUsedAt = &lu
+	}
+	x := cmdCtx{rand: m.a.Rand, now: now, actor: "node:" + m.node}
+	meta, err := x.meta(events.AggregateToken, tokenID, rec.AccountID, rec.Environment)
+	if err != nil {
+		return err
+	}
+	ev, err := events.New(meta, ret)
+	if err != nil {
+		return err
+	}
+	if _, err := m.a.Store.Append(ctx, events.Change{Event: ev}); err != nil {
+		return err
+	}
+	*l = tokenLease{}
+	return nil
+}
+
+// remaining is what is left of each limit; nil means unlimited.
+type remaining struct {
+	TotalRequests *int64 `json:"total_requests"`
+	PaidRequests  *int64 `json:"paid_requests"`
+	WalletAmount  *int64 `json:"wallet_amount"`
+}
+
+// remainingOf is what the token has left: what no node holds plus what
+// this node's lease still holds.
+func remainingOf(t domain.Token, own events.Quota) remaining {
+	avail := t.Available()
+	pick := func(a, own int64) *int64 {
+		if a < 0 {
+			return nil
+		}
+		v := a + own
+		return &v
+	}
+	return remaining{
+		TotalRequests: pick(avail.Requests, own.Requests),
+		PaidRequests:  pick(avail.PaidRequests, own.PaidRequests),
+		WalletAmount:  pick(avail.Credits, own.Credits),
+	}
+}
+
+// tokenOf turns the read model into the aggregate that decides commands.
+func tokenOf(r projections.TokenRecord) domain.Token {
+	return domain.Token{
+		ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scopes: r.Scopes, Environment: r.Environment,
+		Hash: r.Hash, RefreshHash: r.RefreshHash, SpentRefreshHashes: r.SpentRefreshHashes,
+		PreviousHash: r.PreviousHash, PreviousValidUntil: r.PreviousValidUntil,
+		Limits: r.Limits, RateLimit: r.RateLimit, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+		RevokedAt: r.RevokedAt, Used: r.Used, Leases: r.Leases, Version: r.Version,
+	}
+}
+
+// peek returns this node's lease of a token, if it holds one (a snapshot).
+func (m *quotaManager) peek(tokenID string) *tokenLease {
+	m.mu.Lock()
+	l := m.leases[tokenID]
+	m.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return &tokenLease{id: l.id, left: l.left, used: l.used, lastUsed: l.lastUsed}
+}
+
+// leftOf is what this node's lease of a token still holds.
+func (m *quotaManager) leftOf(tokenID string) events.Quota {
+	if l := m.peek(tokenID); l != nil {
+		return l.left
+	}
+	return events.Quota{}
+}
+
+// ReturnLeases gives back every quota lease this node holds (on shutdown).
+func (a *API) ReturnLeases(ctx context.Context) error { return a.quota.returnLeases(ctx, 0) }
+
+// RunLeaseHousekeeping returns leases idle for a while, so other nodes can
+// use that quota, until ctx ends.
+func (a *API) RunLeaseHousekeeping(ctx context.Context, every, idle time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.quota.returnLeases(ctx, idle); err != nil && ctx.Err() == nil {
+				a.Logger.Warn("returning idle quota leases", "err", err)
+			}
+		}
+	}
+}

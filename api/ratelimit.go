@@ -1,0 +1,75 @@
+package api
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// rateLimiter enforces each token's requests-per-window on this node with a
+// sliding window estimated from the current and previous fixed windows.
+type rateLimiter struct {
+	mu      sync.Mutex
+	windows map[string]*rateWindow
+}
+
+type rateWindow struct {
+	start     time.Time
+	cur, prev int64
+	window    time.Duration
+	lastSeen  time.Time
+}
+
+// rateState is what a caller is told about its rate limit.
+type rateState struct {
+	Limit     int64 `json:"limit"`
+	Remaining int64 `json:"remaining"`
+	// Reset is the number of seconds until the window frees capacity.
+	Reset int64 `json:"reset"`
+	// Window is the policy's window in seconds.
+	Window int64 `json:"-"`
+}
+
+func newRateLimiter() *rateLimiter { return &rateLimiter{windows: make(map[string]*rateWindow)} }
+
+// allow counts one request against key's limit per window and reports
+// whether it may proceed.
+func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
+	window := time.Duration(windowSecs) * time.Second
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.windows[key]
+	if w == nil || w.window != window {
+		w = &rateWindow{start: now.Truncate(window), window: window}
+		r.windows[key] = w
+		if len(r.windows) > 500_000 {
+			r.evictLocked(now)
+		}
+	}
+	w.lastSeen = now
+	switch elapsed := now.Sub(w.start); {
+	case elapsed >= 2*window:
+		w.start, w.cur, w.prev = now.Truncate(window), 0, 0
+	case elapsed >= window:
+		w.start, w.prev, w.cur = w.start.Add(window), w.cur, 0
+	}
+	// Weight of the previous window still inside the sliding window.
+	frac := 1 - float64(now.Sub(w.start))/float64(window)
+	used := w.cur + int64(math.Ceil(float64(w.prev)*frac))
+	reset := int64(math.Ceil(w.start.Add(window).Sub(now).Seconds()))
+	st := rateState{Limit: limit, Reset: max(reset, 1), Window: windowSecs}
+	if used >= limit {
+		return false, st
+	}
+	w.cur++
+	st.Remaining = limit - used - 1
+	return true, st
+}
+
+func (r *rateLimiter) evictLocked(now time.Time) {
+	for k, w := range r.windows {
+		if now.Sub(w.lastSeen) > 2*w.window {
+			delete(r.windows, k)
+		}
+	}
+}
