@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -122,6 +123,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		ProxyHeader:           "", // client IPs come from trusted proxies only (see clientIP)
+		JSONEncoder:           gojson.Marshal,
 	})
 	app.Use(a.requestID, a.observe, a.requireHTTPS, a.limitBody)
 	a.routes(app)

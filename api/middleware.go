@@ -188,9 +188,7 @@ func (a *API) auth(c *fiber.Ctx) error {
 		setRateHeaders(c, st)
 	}
 	if tok.Limited() {
-		ctx, cancel := a.writeCtx(c)
-		verdict, _, err := a.quota.spend(ctx, rec, false, 0, now)
-		cancel()
+		verdict, _, err := a.quota.spend(c.UserContext(), rec, false, 0, now)
 		if err != nil {
 			return err
 		}

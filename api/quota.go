@@ -20,8 +20,7 @@ type quotaManager struct {
 	a      *API
 	node   string
 	ttl    time.Duration
-	mu     sync.Mutex
-	leases map[string]*tokenLease
+	leases sync.Map // token id → *tokenLease
 }
 
 type tokenLease struct {
@@ -33,18 +32,15 @@ type tokenLease struct {
 }
 
 func newQuotaManager(a *API, node string) *quotaManager {
-	return &quotaManager{a: a, node: node, ttl: 5 * time.Minute, leases: make(map[string]*tokenLease)}
+	return &quotaManager{a: a, node: node, ttl: 5 * time.Minute}
 }
 
 func (m *quotaManager) lease(tokenID string) *tokenLease {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l := m.leases[tokenID]
-	if l == nil {
-		l = &tokenLease{}
-		m.leases[tokenID] = l
+	if l, ok := m.leases.Load(tokenID); ok {
+		return l.(*tokenLease)
 	}
-	return l
+	l, _ := m.leases.LoadOrStore(tokenID, &tokenLease{})
+	return l.(*tokenLease)
 }
 
 // Verdicts of spending.
@@ -71,7 +67,8 @@ func demand(t domain.Token, paid bool, cost int64) events.Quota {
 
 // spend takes one request (paid or not, costing cost credits) from the
 // token's quota. It answers the verdict and what remains of each limit
-// (nil entries: unlimited).
+// (nil entries: unlimited). ctx bounds a lease acquisition, the only part
+// that may need the network.
 func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, paid bool, cost int64, now time.Time) (string, remaining, error) {
 	tok := tokenOf(rec)
 	if !tok.Limited() {
@@ -108,7 +105,9 @@ func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, p
 		if attempt >= 10 {
 			return "", remaining{}, errors.New("quota lease: too much contention")
 		}
-		fresh, err := m.acquire(ctx, l, tok, short, now)
+		actx, cancel := context.WithTimeout(ctx, m.a.cfg.WriteTimeout)
+		fresh, err := m.acquire(actx, l, tok, short, now)
+		cancel()
 		if err != nil {
 			return "", remaining{}, err
 		}
@@ -182,12 +181,11 @@ func (m *quotaManager) acquire(ctx context.Context, l *tokenLease, tok domain.To
 // returnLeases hands back every lease idle for at least idle (all of them
 // with idle 0): what was used is spent for good, the rest is free again.
 func (m *quotaManager) returnLeases(ctx context.Context, idle time.Duration) error {
-	m.mu.Lock()
-	ids := make([]string, 0, len(m.leases))
-	for id := range m.leases {
-		ids = append(ids, id)
-	}
-	m.mu.Unlock()
+	var ids []string
+	m.leases.Range(func(id, _ any) bool {
+		ids = append(ids, id.(string))
+		return true
+	})
 	var errs []error
 	now := m.a.Now()
 	for _, tokenID := range ids {
@@ -225,7 +223,7 @@ func (m *quotaManager) giveBack(ctx context.Context, tokenID string, l *tokenLea
 	if _, err := m.a.Store.Append(ctx, events.Change{Event: ev}); err != nil {
 		return err
 	}
-	*l = tokenLease{}
+	l.id, l.left, l.used, l.lastUsed = "", events.Quota{}, events.Quota{}, time.Time{}
 	return nil
 }
 
@@ -267,12 +265,11 @@ func tokenOf(r projections.TokenRecord) domain.Token {
 
 // peek returns this node's lease of a token, if it holds one (a snapshot).
 func (m *quotaManager) peek(tokenID string) *tokenLease {
-	m.mu.Lock()
-	l := m.leases[tokenID]
-	m.mu.Unlock()
-	if l == nil {
+	v, ok := m.leases.Load(tokenID)
+	if !ok {
 		return nil
 	}
+	l := v.(*tokenLease)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return &tokenLease{id: l.id, left: l.left, used: l.used, lastUsed: l.lastUsed}

@@ -9,6 +9,10 @@ import (
 // rateLimiter enforces each token's requests-per-window on this node with a
 // sliding window estimated from the current and previous fixed windows.
 type rateLimiter struct {
+	shards [64]rateShard
+}
+
+type rateShard struct {
 	mu      sync.Mutex
 	windows map[string]*rateWindow
 }
@@ -30,20 +34,35 @@ type rateState struct {
 	Window int64 `json:"-"`
 }
 
-func newRateLimiter() *rateLimiter { return &rateLimiter{windows: make(map[string]*rateWindow)} }
+func newRateLimiter() *rateLimiter {
+	r := &rateLimiter{}
+	for i := range r.shards {
+		r.shards[i].windows = make(map[string]*rateWindow)
+	}
+	return r
+}
+
+func (r *rateLimiter) shard(key string) *rateShard {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return &r.shards[h%uint32(len(r.shards))]
+}
 
 // allow counts one request against key's limit per window and reports
 // whether it may proceed.
 func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
 	window := time.Duration(windowSecs) * time.Second
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w := r.windows[key]
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.windows[key]
 	if w == nil || w.window != window {
 		w = &rateWindow{start: now.Truncate(window), window: window}
-		r.windows[key] = w
-		if len(r.windows) > 500_000 {
-			r.evictLocked(now)
+		s.windows[key] = w
+		if len(s.windows) > 10_000 {
+			s.evictLocked(now)
 		}
 	}
 	w.lastSeen = now
@@ -66,10 +85,10 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 	return true, st
 }
 
-func (r *rateLimiter) evictLocked(now time.Time) {
-	for k, w := range r.windows {
+func (s *rateShard) evictLocked(now time.Time) {
+	for k, w := range s.windows {
 		if now.Sub(w.lastSeen) > 2*w.window {
-			delete(r.windows, k)
+			delete(s.windows, k)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,7 +123,7 @@ func (a *API) createToken(c *fiber.Ctx) error {
 	if p.Environment == domain.EnvTest && req.Environment != domain.EnvTest {
 		return errForbidden // sandbox tokens never reach production
 	}
-	if _, err := a.lookupScopes(req.Scopes); err != nil {
+	if err := a.checkTokenScopes(req.Scopes); err != nil {
 		return err
 	}
 	cmd := domain.IssueToken{AccountID: account, Name: req.Name, Scopes: req.Scopes, Environment: req.Environment,
@@ -297,4 +298,25 @@ func pageLimit(c *fiber.Ctx) (int, error) {
 		return 0, invalidRequest("limit must be an integer from 1 to 500")
 	}
 	return n, nil
+}
+
+// checkTokenScopes: every scope of a token must be in the catalog, with the
+// scopes it requires alongside it.
+func (a *API) checkTokenScopes(scopes []string) error {
+	recs, err := a.lookupScopes(scopes)
+	if err != nil {
+		return err
+	}
+	var problems []domain.FieldProblem
+	for _, r := range recs {
+		for _, req := range r.Requirements.Scopes {
+			if !slices.Contains(scopes, req) && !slices.Contains(scopes, domain.ScopeAdmin) {
+				problems = append(problems, domain.FieldProblem{Field: "scopes", Message: r.Name + " requires " + req})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return invalidRequest(problems[0].Message, problems...)
+	}
+	return nil
 }

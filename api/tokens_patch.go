@@ -42,7 +42,7 @@ func (a *API) patchToken(c *fiber.Ctx) error {
 		return invalidRequest("grace_period goes with refresh_token")
 	}
 	if req.Scopes != nil {
-		if _, err := a.lookupScopes(req.Scopes); err != nil {
+		if err := a.checkTokenScopes(req.Scopes); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/internal/embedded"
 	"github.com/tollgate/tollgate/internal/tollgatetest"
 )
 
@@ -400,4 +405,94 @@ func TestTokensManagement(t *testing.T) {
 		t.Fatalf("over the rate limit: %d %s %v", r.Status, r.Body, r.Header)
 	}
 	_ = fmt.Sprint
+}
+
+func TestScopeRequirementsOnTokens(t *testing.T) {
+	t.Parallel()
+	n := tollgatetest.Start(t)
+	tn := newTenant(t, n.URL())
+	r := tn.owner.Do(t, "POST", "/tokens", map[string]any{"name": "x", "scopes": []string{"vps:write"}})
+	if r.Status != 400 || !strings.Contains(string(r.Body), "vps:write requires vps:read") {
+		t.Fatalf("scope without its requirement: %d %s", r.Status, r.Body)
+	}
+	tok := tn.token(t, map[string]any{"scopes": []string{"vps:read"}})
+	r = tn.owner.Do(t, "PATCH", "/tokens/"+tok.ID, map[string]any{"scopes": []string{"vps:write"}})
+	if r.Status != 400 {
+		t.Fatalf("patch to a scope without its requirement: %d %s", r.Status, r.Body)
+	}
+}
+
+// Leases are given back on a clean shutdown: after a restart on the same
+// data, what remains of a limit is exact.
+func TestQuotaSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	n := tollgatetest.Start(t, tollgatetest.WithDataDir(dir))
+	tn := newTenant(t, n.URL())
+	tok := tn.token(t, map[string]any{"limits": map[string]any{"total_requests": 1000, "wallet_amount": 500}})
+	for i := 0; i < 7; i++ {
+		if v := tn.verify(t, map[string]any{"token": tok.Token, "cost": 10}); v.Code != "VALID" {
+			t.Fatalf("%+v", v)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = tollgatetest.Start(t, tollgatetest.WithDataDir(dir))
+	owner := tollgatetest.NewClient(n.URL(), tn.acc.APIKey.Token)
+	var got tokenOut
+	owner.Do(t, "GET", "/tokens/"+tok.ID, nil).JSON(t, &got)
+	if *got.Remaining.TotalRequests != 993 || *got.Remaining.WalletAmount != 430 || got.LastUsedAt == nil {
+		t.Fatalf("after restart: requests %d credits %d last used %v; want 993, 430, set",
+			*got.Remaining.TotalRequests, *got.Remaining.WalletAmount, got.LastUsedAt)
+	}
+}
+
+// Downstream services follow revocations on one documented wildcard subject.
+func TestRevocationReachesSubscribers(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	n := tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1))
+	tn := newTenant(t, n.URL())
+	tok := tn.token(t, map[string]any{})
+
+	sub, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch := make(chan *nats.Msg, 4)
+	if _, err := sub.ChanSubscribe(events.RevocationSubjects, ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r := tn.owner.Do(t, "DELETE", "/tokens/"+tok.ID+"?reason=leaked", nil); r.Status != 204 {
+		t.Fatalf("revoke: %d", r.Status)
+	}
+	select {
+	case m := <-ch:
+		var ev struct {
+			Type string `json:"type"`
+			Data struct {
+				ID, AccountID, Reason string
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != "tollgate.events.token."+tok.ID+".token.revoked" || ev.Type != "token.revoked" || ev.Data.ID != tok.ID || ev.Data.Reason != "leaked" {
+			t.Fatalf("got %s %s", m.Subject, m.Data)
+		}
+		if strings.Contains(string(m.Data), tok.Token) || strings.Contains(string(m.Data), "hash") {
+			t.Fatalf("revocation event carries secret material: %s", m.Data)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no revocation event on " + events.RevocationSubjects)
+	}
 }

@@ -118,9 +118,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 			cost += s.Price
 		}
 	}
-	ctx, cancel := a.writeCtx(c)
-	defer cancel()
-	verdict, left, err := a.quota.spend(ctx, rec, cost > 0, cost, now)
+	verdict, left, err := a.quota.spend(c.UserContext(), rec, cost > 0, cost, now)
 	if err != nil {
 		return err
 	}

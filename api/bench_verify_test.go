@@ -1,0 +1,136 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tollgate/tollgate/internal/tollgatetest"
+)
+
+// startBareVerify serves a bare Fiber JSON handler: it decodes the same
+// request body /verify gets and encodes an answer of the same shape. That
+// is the ceiling for a JSON endpoint on this machine.
+func startBareVerify(b *testing.B, answer []byte) benchTarget {
+	b.Helper()
+	var shape struct {
+		Valid       bool       `json:"valid"`
+		Code        string     `json:"code"`
+		TokenID     *string    `json:"token_id"`
+		AccountID   *string    `json:"account_id"`
+		Environment *string    `json:"environment"`
+		Scopes      []string   `json:"scopes"`
+		ExpiresAt   *time.Time `json:"expires_at"`
+		Remaining   struct {
+			TotalRequests *int64 `json:"total_requests"`
+			PaidRequests  *int64 `json:"paid_requests"`
+			WalletAmount  *int64 `json:"wallet_amount"`
+		} `json:"remaining"`
+		RateLimit *struct {
+			Limit     int64 `json:"limit"`
+			Remaining int64 `json:"remaining"`
+			Reset     int64 `json:"reset"`
+		} `json:"ratelimit"`
+	}
+	if err := json.Unmarshal(answer, &shape); err != nil {
+		b.Fatal(err)
+	}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post("/verify", func(c *fiber.Ctx) error {
+		var req struct {
+			Token    string   `json:"token"`
+			Scopes   []string `json:"scopes"`
+			IP       string   `json:"ip"`
+			Domain   string   `json:"domain"`
+			Endpoint string   `json:"endpoint"`
+		}
+		if err := json.Unmarshal(c.Body(), &req); err != nil {
+			return err
+		}
+		return c.JSON(shape)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	b.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
+	h := http.Header{"Content-Type": []string{"application/json"}}
+	return benchTarget{url: "http://" + ln.Addr().String() + "/verify", header: h, client: newBenchClient(b),
+		method: http.MethodPost, body: []byte(`{"token":"x"}`)}
+}
+
+// BenchmarkVerifyRatio measures POST /verify (scope and IP checks, unpaid
+// and paid) beside a bare Fiber JSON handler in the same run, in
+// alternating phases, and reports ratio = verify req/s ÷ bare req/s.
+func BenchmarkVerifyRatio(b *testing.B) {
+	n := tollgatetest.Start(b)
+	root := tollgatetest.NewClient(n.URL(), tollgatetest.RootKey)
+	r := root.Do(b, "POST", "/accounts", map[string]string{"name": "bench"})
+	var acc struct {
+		APIKey struct{ Token string } `json:"api_key"`
+	}
+	r.JSON(b, &acc)
+	owner := tollgatetest.NewClient(n.URL(), acc.APIKey.Token)
+	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "customer", "scopes": []string{"domains:read", "domains:write"},
+		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60},
+		"limits":     map[string]any{"total_requests": 1 << 40, "paid_requests": 1 << 40, "wallet_amount": 1 << 50, "ip_whitelist": []string{"203.0.113.0/24"}}})
+	var tok struct{ Token string }
+	r.JSON(b, &tok)
+	// The downstream service's own key, with room for the load.
+	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "verifier", "scopes": []string{"tokens:verify"},
+		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60}})
+	var verifier struct{ Token string }
+	r.JSON(b, &verifier)
+	h := http.Header{"Content-Type": []string{"application/json"}, "X-Api-Key": []string{verifier.Token}}
+	target := func(scope string) benchTarget {
+		body, _ := json.Marshal(map[string]any{"token": tok.Token, "scopes": []string{scope}, "ip": "203.0.113.9", "domain": "example.com"})
+		return benchTarget{url: n.URL() + "/verify", header: h, client: newBenchClient(b), method: http.MethodPost, body: body}
+	}
+	unpaid, paid := target("domains:read"), target("domains:write")
+	answer := tollgatetest.NewClient(n.URL(), verifier.Token).Do(b, "POST", "/verify", unpaid.body).Body
+	bare := startBareVerify(b, answer)
+	bare.body = unpaid.body
+	for _, t := range []benchTarget{bare, unpaid, paid} {
+		t.warm(b)
+	}
+	for _, tc := range []struct {
+		name string
+		t    benchTarget
+	}{{"unpaid", unpaid}, {"paid", paid}} {
+		b.Run(fmt.Sprintf("%s/clients=%d", tc.name, benchClients), func(b *testing.B) { sideBySide(b, bare, tc.t, "verify") })
+	}
+}
+
+// sideBySide loads bare and other in alternating phases of equal size and
+// reports both rates, other's p99 and ratio = other ÷ bare.
+func sideBySide(b *testing.B, bare, other benchTarget, label string) {
+	perPhase := (b.N + ratioPhases - 1) / ratioPhases
+	var bareTime, otherTime time.Duration
+	var bareLat, otherLat latencies
+	b.ResetTimer()
+	for phase := 0; phase < ratioPhases; phase++ {
+		t, lat, total := bare, &bareLat, &bareTime
+		if phase%2 == 1 {
+			t, lat, total = other, &otherLat, &otherTime
+		}
+		took, err := loadPhase(t, perPhase, lat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*total += took
+	}
+	b.StopTimer()
+	perSide := float64(perPhase * ratioPhases / 2)
+	bareRPS, otherRPS := perSide/bareTime.Seconds(), perSide/otherTime.Seconds()
+	b.ReportMetric(bareRPS, "bare_req/s")
+	b.ReportMetric(otherRPS, label+"_req/s")
+	b.ReportMetric(bareLat.p99us(), "bare_p99_µs")
+	b.ReportMetric(otherLat.p99us(), label+"_p99_µs")
+	b.ReportMetric(otherRPS/bareRPS, "ratio")
+}
