@@ -236,18 +236,54 @@ func (s *JetStreamStore) sequencesOf(ctx context.Context, changes []Change) ([]u
 func (s *JetStreamStore) LastSequence(ctx context.Context, aggregateType, aggregateID string) (uint64, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	str, err := s.handle(ctx)
-	if err != nil {
-		return 0, err
+	var seq uint64
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		str, err := s.handle(ctx)
+		if err != nil {
+			return err
+		}
+		msg, err := str.GetLastMsgForSubject(ctx, AggregateSubjects(aggregateType, aggregateID))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			seq = 0
+			return nil
+		case err != nil:
+			return err
+		}
+		seq = msg.Sequence
+		return nil
+	})
+	return seq, err
+}
+
+// retryTransient runs op until it succeeds, fails for good, or ctx ends.
+// No responders and timeouts are transient: a stream leader election, a
+// reconnect. Errors come back wrapped in [ErrUnavailable].
+func retryTransient(ctx context.Context, op func(context.Context) error) error {
+	backoff := 10 * time.Millisecond
+	for {
+		attemptCtx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := op(attemptCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		transient := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+			errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.Is(err, jetstream.ErrNoHeartbeat)
+		if !transient || ctx.Err() != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
-	msg, err := str.GetLastMsgForSubject(ctx, AggregateSubjects(aggregateType, aggregateID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return msg.Sequence, nil
 }
 
 // handle returns the stream handle, looked up once.
@@ -273,34 +309,38 @@ func (s *JetStreamStore) Load(ctx context.Context, aggregateType, aggregateID st
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	cons, err := s.js.OrderedConsumer(ctx, s.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{AggregateSubjects(aggregateType, aggregateID)},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
 	var history []Event
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchContext(ctx))
+	err = retryTransient(ctx, func(ctx context.Context) error {
+		history = history[:0]
+		cons, err := s.js.OrderedConsumer(ctx, s.stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{AggregateSubjects(aggregateType, aggregateID)},
+		})
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return err
 		}
-		for m := range batch.Messages() {
-			meta, err := m.Metadata()
+		for {
+			batch, err := cons.Fetch(256, jetstream.FetchContext(ctx))
 			if err != nil {
-				return nil, err
+				return err
 			}
-			ev, err := Unmarshal(m.Data(), meta.Sequence.Stream)
-			if err != nil {
-				return nil, err
+			for m := range batch.Messages() {
+				meta, err := m.Metadata()
+				if err != nil {
+					return err
+				}
+				ev, err := Unmarshal(m.Data(), meta.Sequence.Stream)
+				if err != nil {
+					return err
+				}
+				history = append(history, ev)
+				if meta.Sequence.Stream >= last {
+					return nil
+				}
 			}
-			history = append(history, ev)
-			if meta.Sequence.Stream >= last {
-				return history, nil
+			if err := batch.Error(); err != nil {
+				return err
 			}
 		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-	}
+	})
+	return history, err
 }

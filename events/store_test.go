@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,11 +49,42 @@ func TestJetStreamStoreCluster(t *testing.T) {
 		t.Cleanup(nc.Close)
 		stores[i] = newStore(t, nc, 3)
 	}
+	waitForCurrentReplicas(t, c)
 	var next int
 	eventstest.Run(t, func(*testing.T) events.Store {
 		next++
 		return stores[next%len(stores)]
 	})
+}
+
+// waitForCurrentReplicas waits until the stream has a leader and every
+// replica is current, so that the suite tests the store rather than a
+// leader election on a machine busy with other tests.
+func waitForCurrentReplicas(t *testing.T, c *embedded.Cluster) {
+	t.Helper()
+	nc, err := c.Servers[0].Connect("wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		str, err := js.Stream(ctx, events.DefaultStream)
+		if err == nil {
+			info, ierr := str.Info(ctx)
+			cancel()
+			if ierr == nil && info.Cluster != nil && info.Cluster.Leader != "" && len(info.Cluster.Replicas) == 2 &&
+				info.Cluster.Replicas[0].Current && info.Cluster.Replicas[1].Current {
+				return
+			}
+		} else {
+			cancel()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("stream replicas not current within 20s")
 }
 
 func newStore(t *testing.T, nc *nats.Conn, replicas int) events.Store {
