@@ -37,6 +37,18 @@ type Config struct {
 	BatchSize int
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// Decode turns a stream message into the event projections apply.
+	// Default events.Unmarshal; the usage stream uses [DecodeUsageBatch].
+	Decode func(data []byte, seq uint64) (events.Event, error)
+}
+
+// TypeUsageBatch is the type [DecodeUsageBatch] gives usage-stream messages.
+const TypeUsageBatch = "usage.batch"
+
+// DecodeUsageBatch wraps a usage-stream message (an events.UsageBatch in
+// JSON) as an event of type [TypeUsageBatch] whose Data is the batch.
+func DecodeUsageBatch(data []byte, seq uint64) (events.Event, error) {
+	return events.Event{Type: TypeUsageBatch, Data: data, Sequence: seq}, nil
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +63,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Decode == nil {
+		c.Decode = events.Unmarshal
 	}
 }
 
@@ -232,7 +247,7 @@ func (p *Projector) run(ctx context.Context, js jetstream.JetStream, until uint6
 		if err != nil {
 			return
 		}
-		ev, err := events.Unmarshal(m.Data(), meta.Sequence.Stream)
+		ev, err := p.cfg.Decode(m.Data(), meta.Sequence.Stream)
 		select {
 		case ch <- delivery{ev: ev, err: err, seq: meta.Sequence.Stream, pending: meta.NumPending}:
 		case <-ctx.Done():
