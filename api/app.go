@@ -24,12 +24,18 @@ import (
 
 // Deps are the services the API is wired to.
 type Deps struct {
-	Store       events.Store
-	Projector   *projections.Projector
-	Accounts    *projections.Accounts
-	Tokens      *projections.Tokens
-	Scopes      *projections.Scopes
+	Store     events.Store
+	Projector *projections.Projector
+	Accounts  *projections.Accounts
+	Tokens    *projections.Tokens
+	Scopes    *projections.Scopes
+	Wallets   *projections.Wallets
+	// Stats is fed by the usage stream's own projector.
+	Stats       *projections.Stats
+	Clients     *projections.Clients
 	Idempotency *IdempotencyStore
+	// Usage records verifies and API requests; nil records nothing.
+	Usage *UsageRecorder
 	// Ready reports nil when the node can serve (NATS connected, projections
 	// caught up).
 	Ready func() error
@@ -84,8 +90,9 @@ type API struct {
 // New builds the API and its Fiber app.
 func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
-	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil {
-		return nil, errors.New("api: Store, Projector, Accounts, Tokens and Scopes are required")
+	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
+		deps.Clients == nil {
+		return nil, errors.New("api: Store, Projector, Accounts, Tokens, Scopes and Clients are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -155,10 +162,24 @@ func (a *API) routes(app *fiber.App) {
 	}
 	app.Post("/verify", a.auth, need(domain.ScopeTokensVerify), a.verify)
 
+	app.Get("/wallet", a.auth, need(domain.ScopeWalletRead), a.getWallet)
+	app.Get("/wallet/transactions", a.auth, need(domain.ScopeWalletRead), a.listTransactions)
+	app.Post("/wallet/credits", a.auth, need(domain.ScopeWalletWrite), a.idempotent, a.creditWallet)
+	app.Patch("/wallet", a.auth, need(domain.ScopeWalletWrite), a.idempotent, a.patchWallet)
+
+	app.Get("/stats", a.auth, need(domain.ScopeStatsRead), a.getStats)
+
 	app.Get("/scopes", a.auth, need(domain.ScopeScopesRead), a.listScopes)
 	app.Get("/scopes/:name", a.auth, need(domain.ScopeScopesRead), a.getScope)
 	app.Post("/scopes", a.auth, a.idempotent, a.defineScope)
 	app.Patch("/scopes/:name", a.auth, a.idempotent, a.updateScope)
+
+	app.Post("/clients", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.createClient)
+	app.Get("/clients", a.auth, need(domain.ScopeClientsRead), a.listClients)
+	app.Get("/clients/:id", a.auth, need(domain.ScopeClientsRead), a.getClient)
+	app.Patch("/clients/:id", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.patchClient)
+	app.Delete("/clients/:id", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.deleteClient)
+	app.Post("/clients/:id/secret", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.rotateClientSecret)
 }
 
 // writeCtx bounds a write's NATS round trips and projection wait.

@@ -58,6 +58,9 @@ func (a *API) observe(c *fiber.Ctx) error {
 		route = "unmatched"
 	}
 	elapsed := time.Since(start)
+	if route != "/verify" { // verifies are recorded with their verdict
+		a.recordAPIUsage(principal(c), c.Method(), route, a.clientIP(c).String(), status, elapsed, start)
+	}
 	a.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
 	a.metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
 	a.Logger.Debug("request", "method", c.Method(), "route", route, "status", status,

@@ -90,7 +90,18 @@ func TestOpenAPIValidatorRejectsDrift(t *testing.T) {
 	}
 	const account = `{"id":"acc_AAAAAAAAAAAAAAAAAAAA","name":"a","created_at":"2024-01-02T03:04:05.123456789Z"%s}`
 	const key = `{"id":"tok_AAAAAAAAAAAAAAAA","account_id":"acc_AAAAAAAAAAAAAAAAAAAA","name":"k","scopes":["keys:read"],` +
-		`"environment":"live","status":"active","created_at":"2024-01-02T03:04:05Z"%s}`
+		`"environment":"live","status":"active",` +
+		`"limits":{"total_requests":null,"paid_requests":5,"wallet_amount":null,"ip_whitelist":[]},` +
+		`"rate_limit":{"limit":10000,"window":60},"remaining":{"total_requests":null,"paid_requests":5,"wallet_amount":null},` +
+		`"created_at":"2024-01-02T03:04:05Z","expires_at":null,"last_used_at":null%s}`
+	secrets := `,"token":"tg_live_` + strings.Repeat("A", 54) + `","refresh_token":"tg_rt_` + strings.Repeat("A", 54) + `"`
+	const verdict = `{"valid":%s,"code":"%s","token_id":"tok_AAAAAAAAAAAAAAAA","account_id":"acc_AAAAAAAAAAAAAAAAAAAA",` +
+		`"environment":"live","scopes":["vps:read"],"expires_at":null,` +
+		`"remaining":{"total_requests":9,"paid_requests":null,"wallet_amount":null},"ratelimit":{"limit":10,"remaining":9,"reset":60%s}}`
+	const notFound = `{"valid":false,"code":"NOT_FOUND","token_id":null,"account_id":null,"environment":null,"scopes":[],` +
+		`"expires_at":null,"remaining":{"total_requests":null,"paid_requests":null,"wallet_amount":null},"ratelimit":null}`
+	const scope = `{"name":"vps:read","description":"d","domain":"vps","endpoints":[{"method":"GET","path":"/vps"}],` +
+		`"requirements":{"scopes":[],"paid":false},"price":0,"defined_at":"2024-01-02T03:04:05Z","updated_at":"2024-01-02T03:04:05Z"%s}`
 	for _, tc := range []struct {
 		name, method, path string
 		status             int
@@ -104,13 +115,32 @@ func TestOpenAPIValidatorRejectsDrift(t *testing.T) {
 		{"account with a bad time", "GET", "/accounts/acc_x", 200, `{"id":"acc_AAAAAAAAAAAAAAAAAAAA","name":"a","created_at":"yesterday"}`, false},
 		{"undocumented status", "GET", "/accounts/acc_x", 418, `{"error":"teapot","message":"x"}`, false},
 		{"key", "GET", "/keys/tok_x", 200, fmt.Sprintf(key, ""), true},
+		{"token", "GET", "/tokens/tok_x", 200, fmt.Sprintf(key, `,"revoked_at":"2024-01-02T03:04:05Z"`), true},
 		{"key leaking its token", "GET", "/keys/tok_x", 200, fmt.Sprintf(key, `,"token":"tg_live_x"`), false},
+		{"token leaking its secrets", "GET", "/tokens/tok_x", 200, fmt.Sprintf(key, secrets), false},
+		{"token without last_used_at", "GET", "/tokens/tok_x", 200, strings.Replace(fmt.Sprintf(key, ""), `,"last_used_at":null`, "", 1), false},
+		{"token with a negative limit", "GET", "/tokens/tok_x", 200, strings.Replace(fmt.Sprintf(key, ""), `"paid_requests":5,"wallet`, `"paid_requests":-1,"wallet`, 1), false},
+		{"token with an undocumented limit", "GET", "/tokens/tok_x", 200, strings.Replace(fmt.Sprintf(key, ""), `"ip_whitelist":[]`, `"ip_whitelist":[],"x":1`, 1), false},
+		{"new token", "POST", "/tokens", 201, fmt.Sprintf(key, secrets), true},
+		{"new token without its refresh token", "POST", "/keys", 201, fmt.Sprintf(key, `,"token":"tg_live_`+strings.Repeat("A", 54)+`"`), false},
+		{"changed token", "PATCH", "/tokens/tok_x", 200, fmt.Sprintf(key, ""), true},
+		{"rotated token", "PATCH", "/keys/tok_x", 200, fmt.Sprintf(key, secrets), true},
 		{"key list", "GET", "/keys", 200, `{"data":[` + fmt.Sprintf(key, "") + `],"next_cursor":null}`, true},
 		{"key list with an undocumented field in an item", "GET", "/keys", 200, `{"data":[` + fmt.Sprintf(key, `,"x":1`) + `],"next_cursor":null}`, false},
+		{"verdict", "POST", "/verify", 200, fmt.Sprintf(verdict, "true", "VALID", ""), true},
+		{"verdict not found", "POST", "/verify", 200, notFound, true},
+		{"verdict valid but not VALID", "POST", "/verify", 200, fmt.Sprintf(verdict, "true", "RATE_LIMITED", ""), false},
+		{"verdict VALID but not valid", "POST", "/verify", 200, fmt.Sprintf(verdict, "false", "VALID", ""), false},
+		{"verdict with an undocumented code", "POST", "/verify", 200, fmt.Sprintf(verdict, "false", "SUSPENDED", ""), false},
+		{"verdict with an undocumented rate-limit field", "POST", "/verify", 200, fmt.Sprintf(verdict, "true", "VALID", `,"window":60`), false},
+		{"scope", "GET", "/scopes/vps:read", 200, fmt.Sprintf(scope, ""), true},
+		{"scope with an undocumented field", "GET", "/scopes/vps:read", 200, fmt.Sprintf(scope, `,"owner":"x"`), false},
+		{"scope list", "GET", "/scopes", 200, `{"data":[` + fmt.Sprintf(scope, "") + `],"next_cursor":"x"}`, true},
 		{"error", "GET", "/keys/tok_x", 404, `{"error":"not_found","message":"key not found"}`, true},
 		{"error with an undocumented field", "GET", "/keys/tok_x", 404, `{"error":"not_found","message":"key not found","hint":"x"}`, false},
 		{"error with another code", "GET", "/keys/tok_x", 404, `{"error":"gone","message":"key not found"}`, false},
 		{"401 with another message", "GET", "/keys/tok_x", 401, `{"error":"unauthorized","message":"bad key"}`, false},
+		{"429 without Retry-After and RateLimit fields", "GET", "/scopes", 429, `{"error":"rate_limited","message":"x"}`, false},
 	} {
 		err := validate(tc.method, tc.path, tc.status, tc.body)
 		if tc.ok && err != nil {
@@ -234,26 +264,104 @@ var oaFiberParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 // test client provokes, with the reason. Every other documented response must
 // be seen live, so a newly documented status gets a test.
 var oaNotExercised = map[string]string{
-	"GET /accounts/me 404":   "the caller's own account always exists",
-	"POST /accounts 500":     "internal errors are not provoked",
-	"GET /accounts/me 500":   "internal errors are not provoked",
-	"GET /accounts/{id} 500": "internal errors are not provoked",
-	"POST /keys 500":         "internal errors are not provoked",
-	"GET /keys 500":          "internal errors are not provoked",
-	"GET /keys/{id} 500":     "internal errors are not provoked",
-	"DELETE /keys/{id} 500":  "internal errors are not provoked",
+	"GET /accounts/me 404": "the caller's own account always exists",
 }
 
-// oaKey is the part of a 201 from POST /keys the test uses.
+func init() {
+	// Every authenticated operation documents 500 for an unexpected
+	// failure; none is provoked.
+	for _, op := range []string{
+		"POST /accounts", "GET /accounts/me", "GET /accounts/{id}",
+		"POST /tokens", "GET /tokens", "GET /tokens/{id}", "PATCH /tokens/{id}", "DELETE /tokens/{id}",
+		"POST /keys", "GET /keys", "GET /keys/{id}", "PATCH /keys/{id}", "DELETE /keys/{id}",
+		"POST /verify", "GET /scopes", "POST /scopes", "GET /scopes/{name}", "PATCH /scopes/{name}",
+	} {
+		oaNotExercised[op+" 500"] = "internal errors are not provoked"
+	}
+}
+
+// oaOp is one request to an operation.
+type oaOp struct {
+	method, path string
+	body         any
+}
+
+// oaAuthOps is a conforming request to every authenticated operation. The
+// ids need not exist: the tests that use these are answered by the
+// authentication middleware, before any handler looks at ids or bodies.
+func oaAuthOps() []oaOp {
+	const id = "tok_0000000000000000"
+	ops := []oaOp{
+		{"POST", "/accounts", map[string]any{"name": "x"}},
+		{"GET", "/accounts/me", nil},
+		{"GET", "/accounts/acc_00000000000000000000", nil},
+		{"POST", "/verify", map[string]any{"token": "tg_live_x"}},
+		{"GET", "/scopes", nil},
+		{"POST", "/scopes", map[string]any{"name": "x:y", "description": "x", "domain": "x"}},
+		{"GET", "/scopes/vps:read", nil},
+		{"PATCH", "/scopes/vps:read", map[string]any{"description": "x"}},
+	}
+	for _, p := range []string{"/tokens", "/keys"} {
+		ops = append(ops,
+			oaOp{"POST", p, map[string]any{"name": "x", "scopes": []string{"domains:read"}}},
+			oaOp{"GET", p, nil},
+			oaOp{"GET", p + "/" + id, nil},
+			oaOp{"PATCH", p + "/" + id, map[string]any{"name": "y"}},
+			oaOp{"DELETE", p + "/" + id, nil})
+	}
+	return ops
+}
+
+// oaKey is the part of a token (API key) the test uses.
 type oaKey struct {
-	ID          string   `json:"id"`
-	Token       string   `json:"token"`
-	AccountID   string   `json:"account_id"`
-	Scopes      []string `json:"scopes"`
-	Environment string   `json:"environment"`
-	Status      string   `json:"status"`
-	ExpiresAt   string   `json:"expires_at"`
-	RevokedAt   string   `json:"revoked_at"`
+	ID           string   `json:"id"`
+	Token        string   `json:"token"`
+	RefreshToken string   `json:"refresh_token"`
+	AccountID    string   `json:"account_id"`
+	Name         string   `json:"name"`
+	Scopes       []string `json:"scopes"`
+	Environment  string   `json:"environment"`
+	Status       string   `json:"status"`
+	ExpiresAt    string   `json:"expires_at"`
+	RevokedAt    string   `json:"revoked_at"`
+	Limits       struct {
+		TotalRequests *int64   `json:"total_requests"`
+		PaidRequests  *int64   `json:"paid_requests"`
+		WalletAmount  *int64   `json:"wallet_amount"`
+		IPWhitelist   []string `json:"ip_whitelist"`
+	} `json:"limits"`
+	RateLimit struct {
+		Limit  int64 `json:"limit"`
+		Window int64 `json:"window"`
+	} `json:"rate_limit"`
+	Remaining  oaRemaining `json:"remaining"`
+	LastUsedAt *string     `json:"last_used_at"`
+}
+
+type oaRemaining struct {
+	TotalRequests *int64 `json:"total_requests"`
+	PaidRequests  *int64 `json:"paid_requests"`
+	WalletAmount  *int64 `json:"wallet_amount"`
+}
+
+// oaVerdict is an answer of POST /verify.
+type oaVerdict struct {
+	Valid     bool        `json:"valid"`
+	Code      string      `json:"code"`
+	TokenID   *string     `json:"token_id"`
+	Remaining oaRemaining `json:"remaining"`
+	RateLimit *struct {
+		Limit     int64 `json:"limit"`
+		Remaining int64 `json:"remaining"`
+		Reset     int64 `json:"reset"`
+	} `json:"ratelimit"`
+}
+
+func oaInt(p *int64) string {
+	if p == nil {
+		return "null"
+	}
+	return fmt.Sprint(*p)
 }
 
 type oaError struct {
@@ -306,6 +414,10 @@ func TestOpenAPI(t *testing.T) {
 		acmeID, acmeKey        string
 		reader, noKeys         oaKey // keys:read only; accounts:read only
 		ci, sandbox            oaKey // live and test keys with keys:read and keys:write
+		// Tokens of acme for POST /verify: billing has every kind of limit,
+		// expiring a 1-second TTL; revoked is the value of a revoked token.
+		billing, expiring oaKey
+		revoked           string
 	)
 
 	t.Run("probes", func(t *testing.T) {
@@ -351,12 +463,11 @@ func TestOpenAPI(t *testing.T) {
 				t.Errorf("401 body = %+v, want %+v", got, want)
 			}
 		}
-		s.send(t, 401, false, "GET", "/accounts/"+rootAccount, nil)
-		s.send(t, 401, false, "POST", "/accounts", map[string]any{"name": "x"})
-		s.send(t, 401, false, "POST", "/keys", map[string]any{"name": "x", "scopes": []string{"keys:read"}})
-		s.send(t, 401, false, "GET", "/keys", nil)
+		// Every authenticated operation, without credentials.
+		for _, op := range oaAuthOps() {
+			s.send(t, 401, false, op.method, op.path, op.body)
+		}
 		s.send(t, 401, false, "GET", "/keys/"+rootKeyID, nil)
-		s.send(t, 401, false, "DELETE", "/keys/"+rootKeyID, nil)
 	})
 
 	t.Run("create account", func(t *testing.T) {
@@ -369,7 +480,8 @@ func TestOpenAPI(t *testing.T) {
 		if r.header.Get("Location") != "/accounts/"+acme.ID || r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("201 headers: Location %q, Cache-Control %q", r.header.Get("Location"), r.header.Get("Cache-Control"))
 		}
-		if acme.APIKey.AccountID != acme.ID || acme.APIKey.Token == "" || slices.Contains(acme.APIKey.Scopes, "admin") {
+		if acme.APIKey.AccountID != acme.ID || acme.APIKey.Token == "" || !strings.HasPrefix(acme.APIKey.RefreshToken, "tg_rt_") ||
+			slices.Contains(acme.APIKey.Scopes, "admin") {
 			t.Fatalf("first key = %+v", acme.APIKey)
 		}
 		acmeID, acmeKey = acme.ID, acme.APIKey.Token
@@ -567,37 +679,485 @@ func TestOpenAPI(t *testing.T) {
 		s.send(t, 404, true, "DELETE", "/keys/"+doomed[2].ID, nil, oaAPIKey(sandbox.Token))
 	})
 
+	t.Run("change and rotate keys", func(t *testing.T) {
+		var k oaKey
+		s.send(t, 201, true, "POST", "/keys", map[string]any{"name": "rotating", "scopes": []string{"keys:read"}}, oaAPIKey(acmeKey)).json(t, &k)
+
+		var changed oaKey
+		r := s.send(t, 200, true, "PATCH", "/keys/"+k.ID, map[string]any{"name": "rotating key", "ttl": 600,
+			"rate_limit": map[string]any{"limit": 50, "window": 10}}, oaAPIKey(ci.Token))
+		r.json(t, &changed)
+		if changed.Name != "rotating key" || changed.ExpiresAt == "" || changed.RateLimit.Limit != 50 || changed.RateLimit.Window != 10 || changed.Token != "" {
+			t.Errorf("changed key = %+v", changed)
+		}
+
+		var rotated oaKey
+		r = s.send(t, 200, true, "PATCH", "/keys/"+k.ID, map[string]any{"refresh_token": k.RefreshToken, "grace_period": 30}, oaAPIKey(acmeKey))
+		r.json(t, &rotated)
+		if rotated.ID != k.ID || !strings.HasPrefix(rotated.Token, "tg_live_") || rotated.Token == k.Token ||
+			!strings.HasPrefix(rotated.RefreshToken, "tg_rt_") || rotated.RefreshToken == k.RefreshToken || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("rotated key = %+v, Cache-Control %q", rotated, r.header.Get("Cache-Control"))
+		}
+		// Within the grace period the previous value works as well.
+		s.send(t, 200, true, "GET", "/keys/"+k.ID, nil, oaAPIKey(rotated.Token))
+		s.send(t, 200, true, "GET", "/keys/"+k.ID, nil, oaAPIKey(k.Token))
+
+		forged := "tg_rt_" + strings.Repeat("A", 54)
+		s.send(t, 400, true, "PATCH", "/keys/"+k.ID, map[string]any{"refresh_token": forged}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "PATCH", "/keys/"+k.ID, map[string]any{"refresh_token": rotated.RefreshToken, "name": "x"}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "PATCH", "/keys/"+k.ID, map[string]any{"grace_period": 30}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "PATCH", "/keys/"+k.ID, map[string]any{"refresh_token": rotated.RefreshToken, "grace_period": 301}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "PATCH", "/keys/"+k.ID, map[string]any{"owner": "me"}, oaAPIKey(acmeKey))
+		s.send(t, 403, true, "PATCH", "/keys/"+k.ID, map[string]any{"name": "x"}, oaAPIKey(reader.Token))
+		s.send(t, 404, true, "PATCH", "/keys/tok_0000000000000000", map[string]any{"name": "x"}, oaAPIKey(acmeKey))
+		s.send(t, 404, true, "PATCH", "/keys/"+rootKeyID, map[string]any{"name": "x"}, oaAPIKey(acmeKey))
+
+		// A spent refresh token coming back revokes the key; a revoked key
+		// cannot change.
+		s.send(t, 409, true, "PATCH", "/keys/"+k.ID, map[string]any{"refresh_token": k.RefreshToken}, oaAPIKey(acmeKey))
+		var got oaKey
+		s.send(t, 200, true, "GET", "/keys/"+k.ID, nil, oaAPIKey(acmeKey)).json(t, &got)
+		if got.Status != "revoked" {
+			t.Errorf("key after refresh-token reuse = %+v", got)
+		}
+		s.send(t, 409, true, "PATCH", "/keys/"+k.ID, map[string]any{"name": "x"}, oaAPIKey(acmeKey))
+		s.send(t, 401, true, "GET", "/accounts/me", nil, oaAPIKey(rotated.Token))
+	})
+
+	t.Run("tokens", func(t *testing.T) {
+		create := func(body map[string]any) oaKey {
+			t.Helper()
+			var k oaKey
+			r := s.send(t, 201, true, "POST", "/tokens", body, oaAPIKey(acmeKey))
+			r.json(t, &k)
+			if r.header.Get("Location") != "/tokens/"+k.ID || r.header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(k.RefreshToken, "tg_rt_") {
+				t.Errorf("201: Location %q, Cache-Control %q, token %+v", r.header.Get("Location"), r.header.Get("Cache-Control"), k)
+			}
+			return k
+		}
+		expiring = create(map[string]any{"name": "expiring", "scopes": []string{"domains:read"}, "ttl": 1})
+		billing = create(map[string]any{"name": "billing-bot", "scopes": []string{"domains:read", "domains:write"}, "ttl": 3600,
+			"limits": map[string]any{"total_requests": 100, "paid_requests": 10, "wallet_amount": 5,
+				"ip_whitelist": []string{"198.51.100.0/24", "2001:db8::1"}},
+			"rate_limit": map[string]any{"limit": 100, "window": 60}})
+		if oaInt(billing.Limits.TotalRequests) != "100" || oaInt(billing.Limits.WalletAmount) != "5" ||
+			!slices.Equal(billing.Limits.IPWhitelist, []string{"198.51.100.0/24", "2001:db8::1/128"}) ||
+			oaInt(billing.Remaining.PaidRequests) != "10" || billing.RateLimit.Limit != 100 || billing.ExpiresAt == "" {
+			t.Errorf("token with limits = %+v", billing)
+		}
+		plain := create(map[string]any{"name": "billing-reports", "scopes": []string{"domains:read"}})
+		if plain.Limits.TotalRequests != nil || plain.Remaining.TotalRequests != nil || plain.Limits.IPWhitelist == nil ||
+			plain.RateLimit.Limit != 10000 || plain.RateLimit.Window != 60 || plain.ExpiresAt != "" {
+			t.Errorf("token without limits = %+v", plain)
+		}
+		sandboxToken := create(map[string]any{"name": "billing-sandbox", "scopes": []string{"domains:read"}, "environment": "test"})
+		if !strings.HasPrefix(sandboxToken.Token, "tg_test_") {
+			t.Errorf("sandbox token = %+v", sandboxToken)
+		}
+		s.send(t, 201, true, "POST", "/tokens?account_id="+acmeID, map[string]any{"name": "ops", "scopes": []string{"domains:read"}}, oaAPIKey(root))
+
+		idem := oaHeader("Idempotency-Key", "token-nightly-1")
+		body := map[string]any{"name": "nightly", "scopes": []string{"domains:read"}}
+		first := s.send(t, 201, true, "POST", "/tokens", body, oaAPIKey(acmeKey), idem)
+		again := s.send(t, 201, true, "POST", "/tokens", body, oaAPIKey(acmeKey), idem)
+		if !bytes.Equal(first.body, again.body) || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay: body %s, Idempotent-Replayed %q; first body %s", again.body, again.header.Get("Idempotent-Replayed"), first.body)
+		}
+		s.send(t, 409, true, "POST", "/tokens", map[string]any{"name": "other", "scopes": []string{"domains:read"}}, oaAPIKey(acmeKey), idem)
+
+		for _, tc := range []struct {
+			body       map[string]any
+			conforming bool
+			field      string
+		}{
+			{map[string]any{"name": "x", "scopes": []string{"domains:read", "rockets:orbit"}}, true, "scopes"},
+			{map[string]any{"name": "x", "scopes": []string{"vps:write"}}, true, "scopes"}, // without vps:read, which it requires
+			{map[string]any{"name": "x", "scopes": []string{"domains:read"}, "limits": map[string]any{"ip_whitelist": []string{"not-an-ip"}}}, true, "limits.ip_whitelist"},
+			{map[string]any{"name": "x", "scopes": []string{"domains:read"}, "limits": map[string]any{"total_requests": -1}}, false, "limits.total_requests"},
+			{map[string]any{"name": "x", "scopes": []string{"domains:read"}, "rate_limit": map[string]any{"limit": 10, "window": 0}}, false, "rate_limit.window"},
+			{map[string]any{"name": "x", "scopes": []string{"domains:read"}, "rate_limit": map[string]any{"limit": 10, "window": 60, "burst": 5}}, false, ""},
+			{map[string]any{"name": "x", "scopes": []string{"domains:read"}, "ttl": 0}, false, "ttl"},
+		} {
+			var e oaError
+			s.send(t, 400, tc.conforming, "POST", "/tokens", tc.body, oaAPIKey(acmeKey)).json(t, &e)
+			if e.Error != "invalid_request" || (tc.field != "" && (len(e.Details) == 0 || e.Details[0].Field != tc.field)) {
+				t.Errorf("POST /tokens %v: %+v, want invalid_request on %q", tc.body, e, tc.field)
+			}
+		}
+		s.send(t, 403, true, "POST", "/tokens", map[string]any{"name": "x", "scopes": []string{"domains:read"}}, oaAPIKey(reader.Token))
+		s.send(t, 403, true, "POST", "/tokens", map[string]any{"name": "x", "scopes": []string{"wallet:write"}}, oaAPIKey(acmeKey))
+		s.send(t, 404, true, "POST", "/tokens?account_id="+rootAccount, map[string]any{"name": "x", "scopes": []string{"domains:read"}}, oaAPIKey(acmeKey))
+
+		// Lists, filtered by name prefix, status and environment.
+		type page struct {
+			Data       []oaKey `json:"data"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		ids := func(p page) []string {
+			var out []string
+			for _, k := range p.Data {
+				out = append(out, k.ID)
+			}
+			slices.Sort(out)
+			return out
+		}
+		both := []string{billing.ID, plain.ID}
+		slices.Sort(both)
+		var p page
+		s.send(t, 200, true, "GET", "/tokens?name=billing", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if !slices.Equal(ids(p), both) || p.NextCursor != nil {
+			t.Errorf("GET /tokens?name=billing: %v, next_cursor %v; want %v", ids(p), p.NextCursor, both)
+		}
+		s.send(t, 200, true, "GET", "/tokens?name=billing&limit=1", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if len(p.Data) != 1 || p.NextCursor == nil {
+			t.Fatalf("GET /tokens?name=billing&limit=1: %v, next_cursor %v", ids(p), p.NextCursor)
+		}
+		firstID := p.Data[0].ID
+		s.send(t, 200, true, "GET", "/tokens?name=billing&limit=1&cursor="+*p.NextCursor, nil, oaAPIKey(acmeKey)).json(t, &p)
+		if len(p.Data) != 1 || p.Data[0].ID == firstID {
+			t.Errorf("second page: %v after %s", ids(p), firstID)
+		}
+		s.send(t, 200, true, "GET", "/tokens?name=billing&environment=test&status=active", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if !slices.Equal(ids(p), []string{sandboxToken.ID}) {
+			t.Errorf("sandbox tokens named billing: %v", ids(p))
+		}
+		s.send(t, 200, true, "GET", "/tokens?name=billing&status=expired", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if len(p.Data) != 0 {
+			t.Errorf("expired tokens named billing: %v", ids(p))
+		}
+		s.send(t, 200, true, "GET", "/tokens?name=billing&account_id="+acmeID, nil, oaAPIKey(root)).json(t, &p)
+		if !slices.Equal(ids(p), both) {
+			t.Errorf("admin listing acme's tokens named billing: %v", ids(p))
+		}
+		s.send(t, 400, false, "GET", "/tokens?status=lost", nil, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "GET", "/tokens?limit=501", nil, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "GET", "/tokens?environment=prod", nil, oaAPIKey(acmeKey))
+		s.send(t, 400, true, "GET", "/tokens?cursor=not-a-cursor", nil, oaAPIKey(acmeKey))
+		s.send(t, 403, true, "GET", "/tokens", nil, oaAPIKey(reader.Token))
+		s.send(t, 404, true, "GET", "/tokens?account_id="+rootAccount, nil, oaAPIKey(acmeKey))
+
+		// Reads.
+		var got oaKey
+		s.send(t, 200, true, "GET", "/tokens/"+billing.ID, nil, oaAPIKey(acmeKey)).json(t, &got)
+		if got.Token != "" || got.RefreshToken != "" || oaInt(got.Remaining.TotalRequests) != "100" {
+			t.Errorf("GET /tokens/%s = %+v", billing.ID, got)
+		}
+		s.send(t, 200, true, "GET", "/tokens/"+sandboxToken.ID+"?account_id="+acmeID, nil, oaAPIKey(root))
+		s.send(t, 403, true, "GET", "/tokens/"+billing.ID, nil, oaAPIKey(reader.Token))
+		s.send(t, 404, true, "GET", "/tokens/tok_0000000000000000", nil, oaAPIKey(acmeKey))
+		s.send(t, 404, true, "GET", "/tokens/"+rootKeyID, nil, oaAPIKey(acmeKey))
+
+		// Changes: limits and rate_limit replace the whole object.
+		var changed oaKey
+		s.send(t, 200, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"name": "billing-reports-v2",
+			"scopes": []string{"domains:read", "vps:read"}, "expires_at": time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339),
+			"limits":     map[string]any{"total_requests": 50, "ip_whitelist": []string{"203.0.113.0/24"}},
+			"rate_limit": map[string]any{"limit": 20, "window": 10}}, oaAPIKey(acmeKey)).json(t, &changed)
+		if changed.Name != "billing-reports-v2" || !slices.Equal(changed.Scopes, []string{"domains:read", "vps:read"}) || changed.ExpiresAt == "" ||
+			oaInt(changed.Limits.TotalRequests) != "50" || !slices.Equal(changed.Limits.IPWhitelist, []string{"203.0.113.0/24"}) ||
+			oaInt(changed.Remaining.TotalRequests) != "50" || changed.RateLimit.Limit != 20 || changed.RateLimit.Window != 10 {
+			t.Errorf("changed token = %+v", changed)
+		}
+		idem = oaHeader("Idempotency-Key", "token-rename-1")
+		first = s.send(t, 200, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"name": "billing-reports-v3"}, oaAPIKey(acmeKey), idem)
+		again = s.send(t, 200, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"name": "billing-reports-v3"}, oaAPIKey(acmeKey), idem)
+		if !bytes.Equal(first.body, again.body) || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay: body %s, Idempotent-Replayed %q; first body %s", again.body, again.header.Get("Idempotent-Replayed"), first.body)
+		}
+		for _, tc := range []struct {
+			body       map[string]any
+			conforming bool
+			field      string
+		}{
+			{map[string]any{"ttl": 60, "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, false, "ttl"},
+			{map[string]any{"scopes": []string{}}, false, "scopes"},
+			{map[string]any{"limits": map[string]any{"ip_whitelist": []string{"nope"}}}, true, "limits.ip_whitelist"},
+			{map[string]any{"refresh_token": "tg_rt_" + strings.Repeat("A", 54)}, true, ""},
+			{map[string]any{"refresh_token": plain.RefreshToken, "name": "x"}, false, ""},
+			{map[string]any{"grace_period": 10}, false, ""},
+		} {
+			var e oaError
+			s.send(t, 400, tc.conforming, "PATCH", "/tokens/"+plain.ID, tc.body, oaAPIKey(acmeKey)).json(t, &e)
+			if e.Error != "invalid_request" || (tc.field != "" && (len(e.Details) == 0 || e.Details[0].Field != tc.field)) {
+				t.Errorf("PATCH /tokens %v: %+v, want invalid_request on %q", tc.body, e, tc.field)
+			}
+		}
+		s.send(t, 403, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"scopes": []string{"admin"}}, oaAPIKey(acmeKey))
+		s.send(t, 403, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"name": "x"}, oaAPIKey(reader.Token))
+		s.send(t, 404, true, "PATCH", "/tokens/tok_0000000000000000", map[string]any{"name": "x"}, oaAPIKey(acmeKey))
+
+		// Rotation, then reuse of the spent refresh token: the token is revoked.
+		var rotated oaKey
+		r := s.send(t, 200, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"refresh_token": plain.RefreshToken}, oaAPIKey(acmeKey))
+		r.json(t, &rotated)
+		if rotated.ID != plain.ID || rotated.Token == plain.Token || rotated.RefreshToken == plain.RefreshToken ||
+			rotated.Name != "billing-reports-v3" || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("rotated token = %+v, Cache-Control %q", rotated, r.header.Get("Cache-Control"))
+		}
+		var reuse oaError
+		s.send(t, 409, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"refresh_token": plain.RefreshToken}, oaAPIKey(acmeKey)).json(t, &reuse)
+		if reuse.Error != "conflict" {
+			t.Errorf("refresh-token reuse: %+v", reuse)
+		}
+		s.send(t, 200, true, "GET", "/tokens/"+plain.ID, nil, oaAPIKey(acmeKey)).json(t, &got)
+		if got.Status != "revoked" || got.RevokedAt == "" {
+			t.Errorf("token after refresh-token reuse = %+v", got)
+		}
+		s.send(t, 409, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"name": "x"}, oaAPIKey(acmeKey))
+		s.send(t, 409, true, "PATCH", "/tokens/"+plain.ID, map[string]any{"refresh_token": rotated.RefreshToken}, oaAPIKey(acmeKey))
+		revoked = rotated.Token
+
+		// Revocation.
+		doomed := create(map[string]any{"name": "doomed token", "scopes": []string{"domains:read"}})
+		s.send(t, 204, true, "DELETE", "/tokens/"+doomed.ID+"?reason=test", nil, oaAPIKey(acmeKey))
+		s.send(t, 204, true, "DELETE", "/tokens/"+doomed.ID, nil, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "DELETE", "/tokens/"+doomed.ID, nil, oaAPIKey(acmeKey), oaHeader("Idempotency-Key", "has space"))
+		s.send(t, 403, true, "DELETE", "/tokens/"+billing.ID, nil, oaAPIKey(reader.Token))
+		s.send(t, 404, true, "DELETE", "/tokens/tok_0000000000000000", nil, oaAPIKey(acmeKey))
+		s.send(t, 404, true, "DELETE", "/tokens/"+rootKeyID, nil, oaAPIKey(acmeKey))
+		s.send(t, 409, true, "DELETE", "/tokens/"+rootKeyID, nil, oaAPIKey(root))
+	})
+
+	t.Run("verify", func(t *testing.T) {
+		verify := func(key string, body map[string]any, want string) oaVerdict {
+			t.Helper()
+			var v oaVerdict
+			s.send(t, 200, true, "POST", "/verify", body, oaAPIKey(key)).json(t, &v)
+			if v.Code != want || v.Valid != (want == "VALID") {
+				t.Errorf("verify %v: %s (valid %v), want %s", body, v.Code, v.Valid, want)
+			}
+			return v
+		}
+		token := func(body map[string]any) oaKey {
+			t.Helper()
+			var k oaKey
+			s.send(t, 201, true, "POST", "/tokens", body, oaAPIKey(acmeKey)).json(t, &k)
+			return k
+		}
+
+		v := verify(acmeKey, map[string]any{"token": billing.Token, "scopes": []string{"domains:read"}, "ip": "198.51.100.7",
+			"domain": "example.com", "endpoint": "GET /domains"}, "VALID")
+		if v.TokenID == nil || *v.TokenID != billing.ID || oaInt(v.Remaining.TotalRequests) != "99" || oaInt(v.Remaining.WalletAmount) != "5" ||
+			v.RateLimit == nil || v.RateLimit.Limit != 100 || v.RateLimit.Remaining != 99 {
+			t.Errorf("first verify: %+v", v)
+		}
+		// domains:write costs its catalog price (1 credit): a paid request.
+		v = verify(acmeKey, map[string]any{"token": billing.Token, "scopes": []string{"domains:write"}, "ip": "2001:db8::1"}, "VALID")
+		if oaInt(v.Remaining.TotalRequests) != "98" || oaInt(v.Remaining.PaidRequests) != "9" || oaInt(v.Remaining.WalletAmount) != "4" {
+			t.Errorf("paid verify: %+v", v.Remaining)
+		}
+		verify(acmeKey, map[string]any{"token": billing.Token, "ip": "198.51.100.7", "cost": 6}, "INSUFFICIENT_FUNDS")
+		v = verify(acmeKey, map[string]any{"token": billing.Token, "ip": "203.0.113.1"}, "FORBIDDEN_IP")
+		if v.RateLimit != nil || v.TokenID == nil {
+			t.Errorf("FORBIDDEN_IP: %+v", v)
+		}
+		verify(acmeKey, map[string]any{"token": billing.Token, "ip": "198.51.100.7", "scopes": []string{"vps:read"}}, "INSUFFICIENT_SCOPE")
+		v = verify(acmeKey, map[string]any{"token": "tg_live_nonsense"}, "NOT_FOUND")
+		if v.TokenID != nil || v.RateLimit != nil {
+			t.Errorf("NOT_FOUND: %+v", v)
+		}
+		verify(acmeKey, map[string]any{"token": root}, "NOT_FOUND") // another account's token
+		verify(root, map[string]any{"token": billing.Token, "ip": "198.51.100.7", "cost": 0}, "VALID")
+		verify(acmeKey, map[string]any{"token": revoked}, "REVOKED")
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var v oaVerdict
+			s.send(t, 200, true, "POST", "/verify", map[string]any{"token": expiring.Token}, oaAPIKey(acmeKey)).json(t, &v)
+			if v.Code == "EXPIRED" && !v.Valid {
+				break
+			}
+			if v.Code != "VALID" || time.Now().After(deadline) {
+				t.Fatalf("token with a 1-second TTL: %+v", v)
+			}
+		}
+		spent := token(map[string]any{"name": "spent", "scopes": []string{"domains:read"}, "limits": map[string]any{"total_requests": 0}})
+		verify(acmeKey, map[string]any{"token": spent.Token}, "USAGE_EXCEEDED")
+		once := token(map[string]any{"name": "once a minute", "scopes": []string{"domains:read"}, "rate_limit": map[string]any{"limit": 1, "window": 60}})
+		verify(acmeKey, map[string]any{"token": once.Token}, "VALID")
+		v = verify(acmeKey, map[string]any{"token": once.Token}, "RATE_LIMITED")
+		if v.RateLimit == nil || v.RateLimit.Limit != 1 || v.RateLimit.Remaining != 0 || v.RateLimit.Reset < 1 {
+			t.Errorf("RATE_LIMITED: %+v", v.RateLimit)
+		}
+
+		s.send(t, 400, false, "POST", "/verify", map[string]any{}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "POST", "/verify", map[string]any{"token": billing.Token, "cost": -1}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "POST", "/verify", map[string]any{"token": billing.Token, "scopes": []string{"Domains Read"}}, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "POST", "/verify", map[string]any{"token": billing.Token, "caller": "x"}, oaAPIKey(acmeKey))
+		s.send(t, 400, true, "POST", "/verify", map[string]any{"token": billing.Token, "ip": "not-an-ip"}, oaAPIKey(acmeKey))
+		s.send(t, 403, true, "POST", "/verify", map[string]any{"token": billing.Token}, oaAPIKey(reader.Token))
+	})
+
+	t.Run("scopes", func(t *testing.T) {
+		type scope struct {
+			Name         string `json:"name"`
+			Endpoints    []struct{ Method, Path string }
+			Requirements struct {
+				Scopes []string `json:"scopes"`
+				Paid   bool     `json:"paid"`
+			} `json:"requirements"`
+			Price int64 `json:"price"`
+		}
+		var p struct {
+			Data       []scope `json:"data"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		s.send(t, 200, true, "GET", "/scopes", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if len(p.Data) < 20 {
+			t.Errorf("GET /scopes: %d scopes", len(p.Data))
+		}
+		s.send(t, 200, true, "GET", "/scopes?limit=3", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if len(p.Data) != 3 || p.NextCursor == nil {
+			t.Fatalf("GET /scopes?limit=3: %d scopes, next_cursor %v", len(p.Data), p.NextCursor)
+		}
+		s.send(t, 200, true, "GET", "/scopes?limit=3&cursor="+*p.NextCursor, nil, oaAPIKey(acmeKey))
+		s.send(t, 200, true, "GET", "/scopes?domain=vps", nil, oaAPIKey(acmeKey)).json(t, &p)
+		if len(p.Data) != 2 || p.Data[0].Name != "vps:read" || p.Data[1].Name != "vps:write" || !p.Data[1].Requirements.Paid {
+			t.Errorf("GET /scopes?domain=vps: %+v", p.Data)
+		}
+		s.send(t, 400, false, "GET", "/scopes?domain=VPS", nil, oaAPIKey(acmeKey))
+		s.send(t, 400, false, "GET", "/scopes?limit=0", nil, oaAPIKey(acmeKey))
+		s.send(t, 400, true, "GET", "/scopes?cursor=not-a-cursor", nil, oaAPIKey(acmeKey))
+		s.send(t, 403, true, "GET", "/scopes", nil, oaAPIKey(reader.Token))
+
+		var one scope
+		s.send(t, 200, true, "GET", "/scopes/vps:write", nil, oaAPIKey(acmeKey)).json(t, &one)
+		if one.Name != "vps:write" || one.Price != 1 || !slices.Equal(one.Requirements.Scopes, []string{"vps:read"}) {
+			t.Errorf("GET /scopes/vps:write = %+v", one)
+		}
+		s.send(t, 200, true, "GET", "/scopes/vps%3Aread", nil, oaAPIKey(acmeKey))
+		s.send(t, 404, true, "GET", "/scopes/rockets:launch", nil, oaAPIKey(acmeKey))
+		s.send(t, 403, true, "GET", "/scopes/vps:read", nil, oaAPIKey(reader.Token))
+
+		// Defining is for admins.
+		def := map[string]any{"name": "rockets:launch", "description": "Launch rockets", "domain": "rockets",
+			"endpoints":    []map[string]any{{"method": "post", "path": "/rockets/{id}/launch"}},
+			"requirements": map[string]any{"scopes": []string{"vps:read"}, "paid": true}, "price": 5}
+		s.send(t, 403, true, "POST", "/scopes", def, oaAPIKey(acmeKey))
+		idem := oaHeader("Idempotency-Key", "define-rockets-1")
+		r := s.send(t, 201, true, "POST", "/scopes", def, oaAPIKey(root), idem)
+		r.json(t, &one)
+		if r.header.Get("Location") != "/scopes/rockets:launch" || one.Name != "rockets:launch" || one.Price != 5 ||
+			len(one.Endpoints) != 1 || one.Endpoints[0].Method != "POST" {
+			t.Errorf("201: Location %q, scope %+v", r.header.Get("Location"), one)
+		}
+		again := s.send(t, 201, true, "POST", "/scopes", def, oaAPIKey(root), idem)
+		if !bytes.Equal(r.body, again.body) || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay: body %s, Idempotent-Replayed %q", again.body, again.header.Get("Idempotent-Replayed"))
+		}
+		var dup oaError
+		s.send(t, 409, true, "POST", "/scopes", def, oaAPIKey(root)).json(t, &dup)
+		if dup.Error != "conflict" || !strings.Contains(dup.Message, "rockets:launch") {
+			t.Errorf("duplicate scope: %+v", dup)
+		}
+		for _, tc := range []struct {
+			body       map[string]any
+			conforming bool
+			field      string
+		}{
+			{map[string]any{"name": "rockets:land", "description": "Land rockets", "domain": "rockets", "price": 5}, true, "requirements.paid"},
+			{map[string]any{"name": "rockets:land", "description": "Land rockets", "domain": "rockets",
+				"requirements": map[string]any{"scopes": []string{"rockets:land"}}}, true, "requirements.scopes"},
+			{map[string]any{"name": "Rockets", "description": "x", "domain": "rockets"}, false, "name"},
+			{map[string]any{"name": "rockets:land", "domain": "rockets"}, false, "description"},
+			{map[string]any{"name": "rockets:land", "description": "x", "domain": "rockets",
+				"endpoints": []map[string]any{{"method": "FETCH", "path": "/x"}}}, true, "endpoints[0].method"},
+			{map[string]any{"name": "rockets:land", "description": "x", "domain": "rockets", "owner": "me"}, false, ""},
+		} {
+			var e oaError
+			s.send(t, 400, tc.conforming, "POST", "/scopes", tc.body, oaAPIKey(root)).json(t, &e)
+			if e.Error != "invalid_request" || (tc.field != "" && (len(e.Details) == 0 || e.Details[0].Field != tc.field)) {
+				t.Errorf("POST /scopes %v: %+v, want invalid_request on %q", tc.body, e, tc.field)
+			}
+		}
+
+		// Changing is for admins; a new price sets requirements.paid.
+		s.send(t, 200, true, "PATCH", "/scopes/rockets:launch", map[string]any{"description": "Launch rockets into orbit", "price": 0}, oaAPIKey(root)).json(t, &one)
+		if one.Price != 0 || one.Requirements.Paid {
+			t.Errorf("free rockets = %+v", one)
+		}
+		s.send(t, 200, true, "PATCH", "/scopes/rockets%3Alaunch", map[string]any{"price": 7}, oaAPIKey(root)).json(t, &one)
+		if one.Price != 7 || !one.Requirements.Paid {
+			t.Errorf("paid rockets = %+v", one)
+		}
+		s.send(t, 200, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 7}, oaAPIKey(root)) // no change
+		s.send(t, 400, true, "PATCH", "/scopes/rockets:launch", map[string]any{"name": "rockets:land"}, oaAPIKey(root))
+		s.send(t, 400, true, "PATCH", "/scopes/rockets:launch", map[string]any{"requirements": map[string]any{"paid": false}}, oaAPIKey(root))
+		s.send(t, 400, false, "PATCH", "/scopes/rockets:launch", map[string]any{"price": "free"}, oaAPIKey(root))
+		s.send(t, 403, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 1}, oaAPIKey(acmeKey))
+		s.send(t, 404, true, "PATCH", "/scopes/rockets:land", map[string]any{"price": 1}, oaAPIKey(root))
+		idem = oaHeader("Idempotency-Key", "reprice-rockets-1")
+		s.send(t, 200, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 8}, oaAPIKey(root), idem)
+		s.send(t, 409, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 9}, oaAPIKey(root), idem)
+	})
+
+	// Tollgate's own API applies the presenting key's limits.
+	t.Run("key limits", func(t *testing.T) {
+		key := func(body map[string]any) oaKey {
+			t.Helper()
+			var k oaKey
+			s.send(t, 201, true, "POST", "/keys", body, oaAPIKey(acmeKey)).json(t, &k)
+			return k
+		}
+		spent := key(map[string]any{"name": "spent", "scopes": []string{"accounts:read"}, "limits": map[string]any{"total_requests": 0}})
+		s.send(t, 403, true, "GET", "/accounts/me", nil, oaAPIKey(spent.Token))
+		fenced := key(map[string]any{"name": "fenced", "scopes": []string{"accounts:read"}, "limits": map[string]any{"ip_whitelist": []string{"203.0.113.0/24"}}})
+		s.send(t, 403, true, "GET", "/accounts/me", nil, oaAPIKey(fenced.Token))
+		local := key(map[string]any{"name": "local", "scopes": []string{"accounts:read"},
+			"limits": map[string]any{"total_requests": 1000, "ip_whitelist": []string{"127.0.0.1", "::1"}}})
+		s.send(t, 200, true, "GET", "/accounts/me", nil, oaAPIKey(local.Token))
+		var got oaKey
+		s.send(t, 200, true, "GET", "/keys/"+local.ID, nil, oaAPIKey(acmeKey)).json(t, &got)
+		if oaInt(got.Remaining.TotalRequests) != "999" || got.LastUsedAt == nil {
+			t.Errorf("key with a quota of 1000 after one request: remaining %s, last used %v", oaInt(got.Remaining.TotalRequests), got.LastUsedAt)
+		}
+
+		// Over its rate limit a key gets 429 on every operation, with
+		// Retry-After and the RateLimit fields.
+		throttled := key(map[string]any{"name": "throttled", "scopes": []string{"accounts:read"}, "rate_limit": map[string]any{"limit": 1, "window": 60}})
+		r := s.send(t, 200, true, "GET", "/accounts/me", nil, oaAPIKey(throttled.Token))
+		if r.header.Get("RateLimit-Policy") != `"token";q=1;w=60` || !strings.HasPrefix(r.header.Get("RateLimit"), `"token";r=0;t=`) {
+			t.Errorf("RateLimit-Policy %q, RateLimit %q", r.header.Get("RateLimit-Policy"), r.header.Get("RateLimit"))
+		}
+		for _, op := range oaAuthOps() {
+			var e oaError
+			r := s.send(t, 429, true, op.method, op.path, op.body, oaAPIKey(throttled.Token))
+			r.json(t, &e)
+			if e.Error != "rate_limited" || r.header.Get("Retry-After") == "" || r.header.Get("RateLimit-Policy") != `"token";q=1;w=60` {
+				t.Errorf("%s %s over the rate limit: %+v, Retry-After %q, RateLimit-Policy %q", op.method, op.path, e,
+					r.header.Get("Retry-After"), r.header.Get("RateLimit-Policy"))
+			}
+		}
+	})
+
 	// The app's in-memory transport has a non-loopback peer: plain HTTP is
 	// refused everywhere but on the probes.
 	t.Run("https required", func(t *testing.T) {
 		inMemory := func(r *http.Request) (*http.Response, error) { return n.API.App.Test(r, 10_000) }
 		s.sendVia(t, inMemory, 200, true, "GET", "/healthz", nil)
 		s.sendVia(t, inMemory, 200, true, "GET", "/readyz", nil)
-		for _, tc := range []struct {
-			method, path string
-			body         any
-		}{
-			{"GET", "/metrics", nil},
-			{"GET", "/openapi.json", nil},
-			{"POST", "/accounts", map[string]any{"name": "x"}},
-			{"GET", "/accounts/me", nil},
-			{"GET", "/accounts/" + acmeID, nil},
-			{"POST", "/keys", map[string]any{"name": "x", "scopes": []string{"keys:read"}}},
-			{"GET", "/keys", nil},
-			{"GET", "/keys/" + ci.ID, nil},
-			{"DELETE", "/keys/" + ci.ID, nil},
-		} {
+		ops := append([]oaOp{{"GET", "/metrics", nil}, {"GET", "/openapi.json", nil}}, oaAuthOps()...)
+		for _, op := range ops {
 			var e oaError
-			s.sendVia(t, inMemory, 400, true, tc.method, tc.path, tc.body, oaAPIKey(root)).json(t, &e)
+			s.sendVia(t, inMemory, 400, true, op.method, op.path, op.body, oaAPIKey(root)).json(t, &e)
 			if e.Error != "https_required" {
-				t.Errorf("%s %s over plain HTTP off loopback: %+v", tc.method, tc.path, e)
+				t.Errorf("%s %s over plain HTTP off loopback: %+v", op.method, op.path, e)
 			}
 		}
 	})
 
 	// Last: the node loses its NATS connection for good.
 	t.Run("event log unavailable", func(t *testing.T) {
+		// A key with quota limits leases quota from the event log before it
+		// can spend any: this one, never used, needs the log on every request.
+		var leaseless oaKey
+		s.send(t, 201, true, "POST", "/keys", map[string]any{"name": "leaseless", "scopes": []string{"accounts:read"},
+			"limits": map[string]any{"total_requests": 1000}}, oaAPIKey(acmeKey)).json(t, &leaseless)
+
 		n.NATS().Close()
+		{
+			rid, rerr := n.API.Accounts.RootTokenID()
+			rec, found, gerr := n.API.Tokens.Get(rootKeyID)
+			t.Logf("DEBUG root id %q (%v), want %q; record found %v err %v revoked %v expires %v name %q", rid, rerr, rootKeyID, found, gerr, rec.RevokedAt, rec.ExpiresAt, rec.Name)
+		}
 		s.send(t, 503, true, "GET", "/readyz", nil)
 		for _, tc := range []struct {
 			method, path string
@@ -611,6 +1171,14 @@ func TestOpenAPI(t *testing.T) {
 			r := s.send(t, 503, true, tc.method, tc.path, tc.body, oaAPIKey(tc.key))
 			if r.header.Get("Retry-After") == "" {
 				t.Errorf("%s %s: 503 without Retry-After", tc.method, tc.path)
+			}
+		}
+		for _, op := range oaAuthOps() {
+			var e oaError
+			r := s.send(t, 503, true, op.method, op.path, op.body, oaAPIKey(leaseless.Token))
+			r.json(t, &e)
+			if e.Error != "unavailable" || r.header.Get("Retry-After") == "" {
+				t.Errorf("%s %s with a quota-limited key: %+v, Retry-After %q", op.method, op.path, e, r.header.Get("Retry-After"))
 			}
 		}
 	})

@@ -17,10 +17,11 @@ import (
 // out more than a limit allows, and spends a lease in memory: no network
 // round trip per request once a lease is held.
 type quotaManager struct {
-	a      *API
-	node   string
-	ttl    time.Duration
-	leases sync.Map // token id → *tokenLease
+	a       *API
+	node    string
+	ttl     time.Duration
+	leases  sync.Map // token id → *tokenLease
+	wallets sync.Map // wallet id → *walletLease
 }
 
 type tokenLease struct {
@@ -72,6 +73,12 @@ func demand(t domain.Token, paid bool, cost int64) events.Quota {
 func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, paid bool, cost int64, now time.Time) (string, remaining, error) {
 	tok := tokenOf(rec)
 	if !tok.Limited() {
+		if cost > 0 {
+			ok, err := m.spendWallet(ctx, tok, cost, now)
+			if err != nil || !ok {
+				return verdictInsufficientFunds, remainingOf(tok, events.Quota{}), err
+			}
+		}
 		return verdictValid, remainingOf(tok, events.Quota{}), nil
 	}
 	want := demand(tok, paid, cost)
@@ -85,6 +92,13 @@ func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, p
 			Credits:      max(0, want.Credits-l.left.Credits),
 		}
 		if short == (events.Quota{}) {
+			// The token can afford it; the account's wallet must too.
+			if cost > 0 {
+				ok, err := m.spendWallet(ctx, tok, cost, now)
+				if err != nil || !ok {
+					return verdictInsufficientFunds, remainingOf(tok, l.left), err
+				}
+			}
 			l.left.Requests -= want.Requests
 			l.left.PaidRequests -= want.PaidRequests
 			l.left.Credits -= want.Credits
@@ -283,8 +297,11 @@ func (m *quotaManager) leftOf(tokenID string) events.Quota {
 	return events.Quota{}
 }
 
-// ReturnLeases gives back every quota lease this node holds (on shutdown).
-func (a *API) ReturnLeases(ctx context.Context) error { return a.quota.returnLeases(ctx, 0) }
+// ReturnLeases settles and gives back every quota and wallet lease this
+// node holds (on shutdown).
+func (a *API) ReturnLeases(ctx context.Context) error {
+	return errors.Join(a.quota.returnLeases(ctx, 0), a.quota.settleWallets(ctx, 0))
+}
 
 // RunLeaseHousekeeping returns leases idle for a while, so other nodes can
 // use that quota, until ctx ends.
@@ -298,6 +315,9 @@ func (a *API) RunLeaseHousekeeping(ctx context.Context, every, idle time.Duratio
 		case <-t.C:
 			if err := a.quota.returnLeases(ctx, idle); err != nil && ctx.Err() == nil {
 				a.Logger.Warn("returning idle quota leases", "err", err)
+			}
+			if err := a.quota.settleWallets(ctx, idle); err != nil && ctx.Err() == nil {
+				a.Logger.Warn("settling wallet leases", "err", err)
 			}
 		}
 	}

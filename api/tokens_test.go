@@ -58,6 +58,10 @@ func newTenant(t *testing.T, base string) tenant {
 	t.Helper()
 	root := tollgatetest.NewClient(base, tollgatetest.RootKey)
 	acc := newAccount(t, root, "tenant")
+	// Credit comes from the operator: enough for every paid call of a test.
+	if r := root.Do(t, "POST", "/wallet/credits?account_id="+acc.ID, map[string]any{"amount": 1_000_000, "reason": "test"}); r.Status != 201 {
+		t.Fatalf("credit: %d %s", r.Status, r.Body)
+	}
 	return tenant{acc: acc, owner: tollgatetest.NewClient(base, acc.APIKey.Token), base: base}
 }
 
@@ -248,7 +252,9 @@ func TestVerifyHotPathMakesNoNATSRoundTrip(t *testing.T) {
 		}
 	}
 	after := n.NATS().Stats()
-	if sent := after.OutMsgs - before.OutMsgs; sent > 2 {
+	// A wallet settlement per second may run meanwhile: a handful of
+	// messages, never one per request.
+	if sent := after.OutMsgs - before.OutMsgs; sent > 10 {
 		t.Fatalf("400 verifies sent %d NATS messages", sent)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tollgate/tollgate/domain"
+	"github.com/tollgate/tollgate/events"
 )
 
 // verifyRequest is the body of POST /verify.
@@ -76,6 +77,24 @@ func (a *API) verify(c *fiber.Ctx) error {
 	now := a.now(c)
 	caller := principal(c)
 	out := verifyResponse{Scopes: []string{}}
+	start := time.Now()
+	var cost int64
+	defer func() {
+		// Every verdict is usage of the caller's account; a VALID paid call
+		// records what it spent.
+		rec := events.UsageRecord{Kind: events.UsageKindVerify, Time: now.UTC(), AccountID: caller.AccountID,
+			Environment: caller.Environment, Domain: req.Domain, Endpoint: req.Endpoint, IP: req.IP,
+			Status: fiber.StatusOK, Verdict: out.Code, LatencyUS: time.Since(start).Microseconds()}
+		if out.TokenID != nil {
+			rec.TokenID, rec.Environment = *out.TokenID, *out.Environment
+		}
+		if out.Valid {
+			rec.Cost = cost
+		}
+		if a.Usage != nil && out.Code != "" {
+			a.Usage.Record(rec)
+		}
+	}()
 	rec, code := a.checkCredential(c, req.Token, now)
 	if code != verdictNotFound && rec.AccountID != caller.AccountID && !caller.Admin() {
 		// Another account's token does not exist for this caller.
@@ -106,7 +125,6 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = verdictRateLimited
 		return c.JSON(out)
 	}
-	cost := int64(0)
 	if req.Cost != nil {
 		cost = *req.Cost
 	} else {

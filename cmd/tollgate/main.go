@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/node"
 )
@@ -76,6 +77,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated IPs and CIDRs of trusted reverse proxies")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth issuer URL (default http://<listen>)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", 250*time.Millisecond, "how often usage records are published; a crash loses at most this much usage")
+	fs.DurationVar(&cfg.UsageMaxAge, "usage-retention", 30*24*time.Hour, "how long the usage stream keeps records")
 	// Reserved for the callback workers; accepted now so scripts stay valid.
 	fs.Bool("callbacks-allow-loopback", false, "allow callback URLs on loopback (development)")
 	fs.String("callback-backoff", "", "comma-separated callback retry delays, e.g. 1s,2s,4s")

@@ -26,18 +26,28 @@ func rebuild(ctx context.Context, cfg node.Config, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	p, err := projections.NewProjector(st.DB, projections.Config{Logger: cfg.Logger}, st.Projections()...)
+	eventsP, err := projections.NewProjector(st.DB, projections.Config{Logger: cfg.Logger}, st.Projections()...)
 	if err != nil {
 		return err
 	}
-	if err := p.Reset(); err != nil {
+	usageP, err := projections.NewProjector(st.DB, node.UsageProjectorConfig(cfg), st.Stats)
+	if err != nil {
 		return err
 	}
-	bar := newProgressBar(stderr)
-	if err := p.CatchUp(ctx, st.JS, bar.update); err != nil {
-		return err
+	for _, step := range []struct {
+		name string
+		p    *projections.Projector
+	}{{"events", eventsP}, {"usage", usageP}} {
+		if err := step.p.Reset(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "rebuilding %s projections\n", step.name)
+		bar := newProgressBar(stderr)
+		if err := step.p.CatchUp(ctx, st.JS, bar.update); err != nil {
+			return err
+		}
+		bar.done(step.p.Applied())
 	}
-	bar.done(p.Applied())
 	return st.DB.Flush()
 }
 

@@ -44,6 +44,11 @@ type Config struct {
 	Out io.Writer
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout time.Duration
+	// UsageFlushInterval is how often usage records are published (the most
+	// a crash can lose). Default 250ms.
+	UsageFlushInterval time.Duration
+	// UsageMaxAge is how long the usage stream keeps records. Default 30 days.
+	UsageMaxAge time.Duration
 }
 
 // ErrInvalidConfig wraps every configuration problem.

@@ -33,13 +33,19 @@ type Node struct {
 	db        *pebble.DB
 	Store     *events.JetStreamStore
 	Projector *projections.Projector
-	API       *api.API
-	ln        net.Listener
+	// UsageProjector feeds the statistics from the usage stream.
+	UsageProjector *projections.Projector
+	API            *api.API
+	ln             net.Listener
 
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stopOnce sync.Once
-	stopErr  error
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	usage     *api.UsageRecorder
+	stopUsage context.CancelFunc
+	usageDone chan struct{}
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // Storage is the shared part of serve and rebuild: NATS, the stream and Pebble.
@@ -52,11 +58,14 @@ type Storage struct {
 	Accounts *projections.Accounts
 	Tokens   *projections.Tokens
 	Scopes   *projections.Scopes
+	Wallets  *projections.Wallets
+	Stats    *projections.Stats
+	Clients  *projections.Clients
 }
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
-	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes}
+	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets}
 }
 
 // OpenStorage connects to (or starts) NATS, ensures the stream and opens Pebble.
@@ -94,6 +103,9 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	if _, err := events.EnsureStream(ctx, s.JS, events.StreamConfig{Replicas: cfg.StreamReplicas}); err != nil {
 		return nil, err
 	}
+	if _, err := events.EnsureUsageStream(ctx, s.JS, cfg.StreamReplicas, cfg.UsageMaxAge); err != nil {
+		return nil, err
+	}
 	if s.Store, err = events.NewJetStreamStore(s.NC, events.DefaultStream); err != nil {
 		return nil, err
 	}
@@ -107,6 +119,9 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	s.Accounts = projections.NewAccounts(s.DB)
 	s.Tokens = projections.NewTokens(s.DB)
 	s.Scopes = projections.NewScopes(s.DB)
+	s.Wallets = projections.NewWallets(s.DB)
+	s.Stats = projections.NewStats(s.DB)
+	s.Clients = projections.NewClients(s.DB)
 	ok = true
 	return s, nil
 }
@@ -147,6 +162,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	n.UsageProjector, err = projections.NewProjector(st.DB, UsageProjectorConfig(cfg), st.Stats)
+	if err != nil {
+		return fail(err)
+	}
 	idem, err := api.EnsureIdempotencyStore(ctx, st.JS, cfg.StreamReplicas)
 	if err != nil {
 		return fail(err)
@@ -155,39 +174,52 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	n.usage = api.NewUsageRecorder(st.NC, api.UsageConfig{Node: nodeID, FlushInterval: cfg.UsageFlushInterval, Logger: cfg.Logger})
 	n.API, err = api.New(api.Deps{
-		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes,
-		Idempotency: idem, Logger: cfg.Logger, Ready: n.ready,
+		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
+		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
 	if err != nil {
 		return fail(err)
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.wg.Add(1)
-	go n.runProjector(runCtx)
+	usageCtx, stopUsage := context.WithCancel(context.Background())
+	n.cancel, n.stopUsage, n.usageDone = cancel, stopUsage, make(chan struct{})
+	abort := func(err error) (*Node, error) {
+		stopUsage()
+		<-n.usageDone
+		cancel()
+		n.wg.Wait()
+		return fail(err)
+	}
+	n.wg.Add(2)
+	go n.runProjector(runCtx, n.Projector)
+	go n.runProjector(runCtx, n.UsageProjector)
+	go func() {
+		defer close(n.usageDone)
+		n.usage.Run(usageCtx)
+	}()
 
 	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
 	res, err := n.API.Bootstrap(bctx, cfg.RootKey)
 	bcancel()
 	if err != nil {
-		cancel()
-		n.wg.Wait()
-		return fail(fmt.Errorf("bootstrap: %w", err))
+		return abort(fmt.Errorf("bootstrap: %w", err))
 	}
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	err = n.API.EnsureDefaultScopes(sctx)
+	if err == nil {
+		err = n.API.ReleaseOwnWalletLeases(sctx)
+	}
 	scancel()
 	if err != nil {
-		cancel()
-		n.wg.Wait()
-		return fail(fmt.Errorf("scope catalog: %w", err))
+		return abort(fmt.Errorf("scope catalog: %w", err))
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.API.RunLeaseHousekeeping(runCtx, 10*time.Second, 30*time.Second)
+		n.API.RunLeaseHousekeeping(runCtx, time.Second, 30*time.Second)
 	}()
 	switch {
 	case res.Key != "":
@@ -196,19 +228,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Logger.Warn("--root-key differs from the stored root key and was ignored: the store is already bootstrapped")
 	}
 
-	n.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		cancel()
-		n.wg.Wait()
-		return fail(fmt.Errorf("listen %s: %w", cfg.Listen, err))
+	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return abort(fmt.Errorf("listen %s: %w", cfg.Listen, err))
 	}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			n.ln.Close()
-			cancel()
-			n.wg.Wait()
-			return fail(fmt.Errorf("load TLS key pair: %w", err))
+			return abort(fmt.Errorf("load TLS key pair: %w", err))
 		}
 		n.ln = tls.NewListener(n.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
@@ -225,10 +252,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 // runProjector keeps the projector running, restarting it after errors
 // (NATS unreachable, consumer lost) until the node stops.
-func (n *Node) runProjector(ctx context.Context) {
+func (n *Node) runProjector(ctx context.Context, p *projections.Projector) {
 	defer n.wg.Done()
 	for {
-		err := n.Projector.Run(ctx, n.js)
+		err := p.Run(ctx, n.js)
 		if ctx.Err() != nil {
 			return
 		}
@@ -277,6 +304,8 @@ func (n *Node) Close() error {
 		if err := n.API.ReturnLeases(ctx); err != nil {
 			n.cfg.Logger.Warn("quota leases not returned; they come back when they expire", "err", err)
 		}
+		n.stopUsage() // flushes what is buffered
+		<-n.usageDone
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
@@ -300,4 +329,9 @@ func loadNodeID(dataDir string) (string, error) {
 		return "", err
 	}
 	return id, os.WriteFile(path, []byte(id+"\n"), 0o600)
+}
+
+// UsageProjectorConfig is the projector of the usage stream (statistics).
+func UsageProjectorConfig(cfg Config) projections.Config {
+	return projections.Config{Name: "usage", Stream: events.UsageStream, Decode: projections.DecodeUsageBatch, Logger: cfg.Logger}
 }

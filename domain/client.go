@@ -1,0 +1,478 @@
+package domain
+
+import (
+	"errors"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/events"
+)
+
+// Token endpoint authentication methods of a client (RFC 7591 §2).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthPrivateKeyJWT     = "private_key_jwt"
+	// AuthNone is a public client: no secret, authorization code with PKCE.
+	AuthNone = "none"
+)
+
+// Grant types a client may use.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// Access token formats: opaque strings, or RFC 9068 JWTs.
+const (
+	AccessTokenOpaque = "opaque"
+	AccessTokenJWT    = "jwt"
+)
+
+// Client statuses.
+const (
+	ClientActive  = "active"
+	ClientDeleted = "deleted"
+)
+
+// Client limits and defaults.
+const (
+	// DefaultAccessTokenTTL is the access-token lifetime of a client that
+	// states none, in seconds.
+	DefaultAccessTokenTTL = 3600
+	MinAccessTokenTTL     = 60
+	MaxAccessTokenTTL     = 86400
+	// MaxClientIDLength bounds a client_id, in characters.
+	MaxClientIDLength = 200
+	// MaxSecretGracePeriod bounds how long a rotated-away client secret keeps
+	// working.
+	MaxSecretGracePeriod = 24 * time.Hour
+	MaxRedirectURIs      = 20
+	MaxRedirectURILength = 2000
+	MaxClientScopes      = 100
+)
+
+// ClientIDPrefix starts the internal id of every client.
+const ClientIDPrefix = "cli_"
+
+var (
+	authMethods  = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, AuthNone}
+	grantTypes   = []string{GrantAuthorizationCode, GrantClientCredentials, GrantRefreshToken}
+	tokenFormats = []string{AccessTokenOpaque, AccessTokenJWT}
+)
+
+// ErrNoClientSecret: the client authenticates without a secret
+// (private_key_jwt or none), so it has no secret to rotate.
+var ErrNoClientSecret = errors.New("client does not authenticate with a secret")
+
+// Client is an OAuth 2.0 client of one account and environment.
+type Client struct {
+	// ID is the internal id (cli_…), the aggregate id.
+	ID string
+	// ClientID is what the client presents at the token endpoint: generated
+	// (then equal to ID) or chosen, unique across the cluster.
+	ClientID           string
+	AccountID          string
+	Environment        string
+	Settings           events.ClientSettings
+	SecretHash         string
+	PreviousSecretHash string
+	PreviousValidUntil *time.Time
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	DeletedAt          *time.Time
+	// Version is the stream sequence of the client's last event.
+	Version uint64
+}
+
+// ClientSpec is what an operator states about a client: the settings part
+// of [CreateClient] and [UpdateClient]. Zero values take the defaults:
+// client_secret_basic, access tokens of 3600 seconds, opaque; grant types
+// client_credentials (authorization_code for public clients).
+type ClientSpec struct {
+	Name                    string
+	GrantTypes              []string
+	Scopes                  []string
+	DefaultScopes           []string
+	TokenEndpointAuthMethod string
+	// JWKS is the JSON of a JWK Set ({"keys":[…]}); nil or "null" for none.
+	JWKS              []byte
+	RedirectURIs      []string
+	AccessTokenTTL    int64
+	AccessTokenFormat string
+}
+
+// CreateClient is the command that registers a client. Secret generation
+// happens outside; the command carries the hash of the secret it made, which
+// a client authenticating without a secret must not have.
+type CreateClient struct {
+	ID          string
+	ClientID    string // empty: the client_id is ID
+	AccountID   string
+	Environment string
+	Spec        ClientSpec
+	SecretHash  string
+	// GrantorScopes are the scopes of whoever registers the client; a client
+	// is never allowed a scope its grantor lacks.
+	GrantorScopes []string
+}
+
+// UpdateClient replaces a client's settings. NewSecretHash is used only
+// when the change moves a client without a secret to a secret-based
+// authentication method.
+type UpdateClient struct {
+	Spec          ClientSpec
+	NewSecretHash string
+	GrantorScopes []string
+}
+
+// ClientUsesSecret reports whether method (empty: the default) authenticates
+// with a client secret.
+func ClientUsesSecret(method string) bool {
+	return method == "" || method == AuthClientSecretBasic || method == AuthClientSecretPost
+}
+
+// ValidClientID reports whether s can be a client_id: 1 to 200 printable
+// characters (spaces, ':', '@', '%' and the like included).
+func ValidClientID(s string) bool {
+	if s == "" || len(s) > 4*MaxClientIDLength || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxClientIDLength {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+}
+
+// NewClient validates the command and returns the client's first event and
+// the claim on its client_id, to be appended together.
+func NewClient(cmd CreateClient, now time.Time) (events.ClientCreated, events.ClientIDClaimed, error) {
+	var v validation
+	if !strings.HasPrefix(cmd.ID, ClientIDPrefix) || !events.ValidID(cmd.ID) {
+		v.add("id", "is not a valid client id")
+	}
+	if cmd.ClientID == "" {
+		cmd.ClientID = cmd.ID
+	} else if !ValidClientID(cmd.ClientID) {
+		v.add("client_id", "must be 1 to %d printable characters", MaxClientIDLength)
+	}
+	if !events.ValidID(cmd.AccountID) {
+		v.add("account_id", "is not a valid account id")
+	}
+	if cmd.Environment != EnvLive && cmd.Environment != EnvTest {
+		v.add("environment", "must be %q or %q", EnvLive, EnvTest)
+	}
+	settings := checkClientSpec(&v, cmd.Spec)
+	if err := v.err(); err != nil {
+		return events.ClientCreated{}, events.ClientIDClaimed{}, err
+	}
+	if ClientUsesSecret(settings.TokenEndpointAuthMethod) != (cmd.SecretHash != "") {
+		return events.ClientCreated{}, events.ClientIDClaimed{}, errors.New("domain: a client has a secret hash exactly when its authentication method uses a secret")
+	}
+	if err := checkGrant(cmd.GrantorScopes, settings.Scopes); err != nil {
+		return events.ClientCreated{}, events.ClientIDClaimed{}, err
+	}
+	created := events.ClientCreated{
+		ID: cmd.ID, ClientID: cmd.ClientID, AccountID: cmd.AccountID, Environment: cmd.Environment,
+		ClientSettings: settings, SecretHash: cmd.SecretHash, CreatedAt: now.UTC(),
+	}
+	claimed := events.ClientIDClaimed{ClientID: cmd.ClientID, Client: cmd.ID, AccountID: cmd.AccountID, ClaimedAt: now.UTC()}
+	return created, claimed, nil
+}
+
+// Status is active or deleted.
+func (c Client) Status() string {
+	if c.DeletedAt != nil {
+		return ClientDeleted
+	}
+	return ClientActive
+}
+
+// Spec is the client's current settings as a command, the starting point of
+// a partial update.
+func (c Client) Spec() ClientSpec {
+	s := c.Settings
+	return ClientSpec{
+		Name: s.Name, GrantTypes: slices.Clone(s.GrantTypes), Scopes: slices.Clone(s.Scopes),
+		DefaultScopes: slices.Clone(s.DefaultScopes), TokenEndpointAuthMethod: s.TokenEndpointAuthMethod,
+		JWKS: slices.Clone([]byte(s.JWKS)), RedirectURIs: slices.Clone(s.RedirectURIs),
+		AccessTokenTTL: s.AccessTokenTTL, AccessTokenFormat: s.AccessTokenFormat,
+	}
+}
+
+// Update validates the new settings and returns client.updated; changed is
+// false when the update would change nothing (the caller appends nothing).
+// A deleted client is [ErrNotFound].
+func (c Client) Update(cmd UpdateClient, now time.Time) (upd events.ClientUpdated, changed bool, err error) {
+	if c.DeletedAt != nil || c.ID == "" {
+		return events.ClientUpdated{}, false, ErrNotFound
+	}
+	var v validation
+	settings := checkClientSpec(&v, cmd.Spec)
+	if err := v.err(); err != nil {
+		return events.ClientUpdated{}, false, err
+	}
+	// Scopes the client already has stay; only new ones need the grantor.
+	var added []string
+	for _, s := range settings.Scopes {
+		if !slices.Contains(c.Settings.Scopes, s) {
+			added = append(added, s)
+		}
+	}
+	if err := checkGrant(cmd.GrantorScopes, added); err != nil {
+		return events.ClientUpdated{}, false, err
+	}
+	secret := c.SecretHash
+	switch {
+	case !ClientUsesSecret(settings.TokenEndpointAuthMethod):
+		secret = ""
+	case secret == "":
+		if cmd.NewSecretHash == "" {
+			return events.ClientUpdated{}, false, errors.New("domain: a client switching to a secret-based method needs a new secret hash")
+		}
+		secret = cmd.NewSecretHash
+	}
+	upd = events.ClientUpdated{ID: c.ID, AccountID: c.AccountID, ClientSettings: settings, SecretHash: secret, UpdatedAt: now.UTC()}
+	return upd, secret != c.SecretHash || !sameClientSettings(settings, c.Settings), nil
+}
+
+// RotateSecret gives the client the secret hashed as newHash. With a grace
+// period the current secret keeps working until now+grace (at most
+// [MaxSecretGracePeriod]); without one it stops at once.
+func (c Client) RotateSecret(newHash string, grace time.Duration, now time.Time) (events.ClientSecretRotated, error) {
+	if c.DeletedAt != nil || c.ID == "" {
+		return events.ClientSecretRotated{}, ErrNotFound
+	}
+	if !ClientUsesSecret(c.Settings.TokenEndpointAuthMethod) {
+		return events.ClientSecretRotated{}, ErrNoClientSecret
+	}
+	if grace < 0 || grace > MaxSecretGracePeriod {
+		return events.ClientSecretRotated{}, &ValidationError{Problems: []FieldProblem{{Field: "grace_period", Message: "must be from 0 to 86400 seconds"}}}
+	}
+	if newHash == "" {
+		return events.ClientSecretRotated{}, errors.New("domain: a rotation needs a new secret hash")
+	}
+	r := events.ClientSecretRotated{ID: c.ID, AccountID: c.AccountID, SecretHash: newHash, RotatedAt: now.UTC()}
+	if grace > 0 && c.SecretHash != "" {
+		until := now.Add(grace).UTC()
+		r.PreviousSecretHash, r.PreviousValidUntil = c.SecretHash, &until
+	}
+	return r, nil
+}
+
+// Delete ends the client and releases its client_id; both events are
+// appended together. Deleting a deleted client is [ErrNotFound].
+func (c Client) Delete(now time.Time) (events.ClientDeleted, events.ClientIDReleased, error) {
+	if c.DeletedAt != nil || c.ID == "" {
+		return events.ClientDeleted{}, events.ClientIDReleased{}, ErrNotFound
+	}
+	return events.ClientDeleted{ID: c.ID, AccountID: c.AccountID, ClientID: c.ClientID, DeletedAt: now.UTC()},
+		events.ClientIDReleased{ClientID: c.ClientID, Client: c.ID, AccountID: c.AccountID, ReleasedAt: now.UTC()}, nil
+}
+
+// CheckSecret reports whether presented is the client's secret: the current
+// one, or the previous one during a rotation's grace period. Both are
+// compared in constant time.
+func (c Client) CheckSecret(presented string, now time.Time) bool {
+	if presented == "" || c.DeletedAt != nil {
+		return false
+	}
+	hash := HashSecret(presented)
+	current := c.SecretHash != "" && ConstantTimeEqual(hash, c.SecretHash)
+	previous := c.PreviousSecretHash != "" && ConstantTimeEqual(hash, c.PreviousSecretHash) &&
+		c.PreviousValidUntil != nil && now.Before(*c.PreviousValidUntil)
+	return current || previous
+}
+
+// Apply folds one event into the client, for rebuilding it from history.
+func (c *Client) Apply(ev events.Event) error {
+	switch ev.Type {
+	case events.TypeClientCreated:
+		p, err := events.Decode[events.ClientCreated](ev)
+		if err != nil {
+			return err
+		}
+		*c = Client{ID: p.ID, ClientID: p.ClientID, AccountID: p.AccountID, Environment: p.Environment,
+			Settings: p.ClientSettings, SecretHash: p.SecretHash, CreatedAt: p.CreatedAt, UpdatedAt: p.CreatedAt}
+	case events.TypeClientUpdated:
+		p, err := events.Decode[events.ClientUpdated](ev)
+		if err != nil {
+			return err
+		}
+		c.Settings, c.UpdatedAt = p.ClientSettings, p.UpdatedAt
+		if p.SecretHash != c.SecretHash {
+			c.SecretHash, c.PreviousSecretHash, c.PreviousValidUntil = p.SecretHash, "", nil
+		}
+	case events.TypeClientSecretRotated:
+		p, err := events.Decode[events.ClientSecretRotated](ev)
+		if err != nil {
+			return err
+		}
+		c.SecretHash, c.PreviousSecretHash, c.PreviousValidUntil = p.SecretHash, p.PreviousSecretHash, p.PreviousValidUntil
+		c.UpdatedAt = p.RotatedAt
+	case events.TypeClientDeleted:
+		p, err := events.Decode[events.ClientDeleted](ev)
+		if err != nil {
+			return err
+		}
+		c.DeletedAt = &p.DeletedAt
+	default:
+		return nil
+	}
+	c.Version = ev.Sequence
+	return nil
+}
+
+// checkClientSpec validates spec and returns it normalized: defaults filled
+// in, grant types and scopes sorted, no nil lists.
+func checkClientSpec(v *validation, spec ClientSpec) events.ClientSettings {
+	s := events.ClientSettings{
+		Name: strings.TrimSpace(spec.Name), TokenEndpointAuthMethod: spec.TokenEndpointAuthMethod,
+		AccessTokenTTL: spec.AccessTokenTTL, AccessTokenFormat: spec.AccessTokenFormat,
+	}
+	checkName(v, "name", s.Name)
+
+	if s.TokenEndpointAuthMethod == "" {
+		s.TokenEndpointAuthMethod = AuthClientSecretBasic
+	}
+	public := s.TokenEndpointAuthMethod == AuthNone
+	if !slices.Contains(authMethods, s.TokenEndpointAuthMethod) {
+		v.add("token_endpoint_auth_method", "must be one of %s", strings.Join(authMethods, ", "))
+	}
+
+	s.GrantTypes = checkGrantTypes(v, spec.GrantTypes, public)
+	s.Scopes, s.DefaultScopes = checkClientScopes(v, spec.Scopes, spec.DefaultScopes)
+
+	if jwks := spec.JWKS; len(jwks) > 0 && string(jwks) != "null" {
+		s.JWKS = checkJWKS(v, jwks)
+	} else if s.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+		v.add("jwks", "is required for private_key_jwt: the public keys the client signs its assertions with")
+	}
+
+	s.RedirectURIs = checkRedirectURIs(v, spec.RedirectURIs)
+	if slices.Contains(s.GrantTypes, GrantAuthorizationCode) && len(s.RedirectURIs) == 0 {
+		v.add("redirect_uris", "at least one is required for authorization_code")
+	}
+
+	switch ttl := s.AccessTokenTTL; {
+	case ttl == 0:
+		s.AccessTokenTTL = DefaultAccessTokenTTL
+	case ttl < MinAccessTokenTTL || ttl > MaxAccessTokenTTL:
+		v.add("access_token_ttl", "must be from %d to %d seconds", MinAccessTokenTTL, MaxAccessTokenTTL)
+	}
+	if s.AccessTokenFormat == "" {
+		s.AccessTokenFormat = AccessTokenOpaque
+	}
+	if !slices.Contains(tokenFormats, s.AccessTokenFormat) {
+		v.add("access_token_format", "must be %q or %q", AccessTokenOpaque, AccessTokenJWT)
+	}
+	return s
+}
+
+func checkGrantTypes(v *validation, in []string, public bool) []string {
+	if len(in) == 0 {
+		// Machine-to-machine is the common confidential client; a public
+		// client can only use the authorization code flow.
+		if public {
+			return []string{GrantAuthorizationCode}
+		}
+		return []string{GrantClientCredentials}
+	}
+	for _, g := range in {
+		if !slices.Contains(grantTypes, g) {
+			v.add("grant_types", "%q is not one of %s", g, strings.Join(grantTypes, ", "))
+		}
+	}
+	out := normalizeScopes(in) // sorted, without repeats
+	if public && slices.Contains(out, GrantClientCredentials) {
+		v.add("grant_types", "a public client (token_endpoint_auth_method none) cannot use client_credentials")
+	}
+	if slices.Contains(out, GrantRefreshToken) && !slices.Contains(out, GrantAuthorizationCode) {
+		v.add("grant_types", "refresh_token needs authorization_code: refresh tokens are issued with authorization codes only")
+	}
+	return out
+}
+
+func checkClientScopes(v *validation, scopes, defaults []string) ([]string, []string) {
+	checkScopes(v, scopes)
+	if len(scopes) > MaxClientScopes {
+		v.add("scopes", "at most %d scopes", MaxClientScopes)
+	}
+	scopes = normalizeScopes(scopes)
+	defaults = normalizeScopes(defaults)
+	for _, d := range defaults {
+		if !slices.Contains(scopes, d) {
+			v.add("default_scopes", "%q is not among the client's scopes", d)
+		}
+	}
+	if defaults == nil {
+		defaults = []string{}
+	}
+	return scopes, defaults
+}
+
+func checkRedirectURIs(v *validation, in []string) []string {
+	if len(in) > MaxRedirectURIs {
+		v.add("redirect_uris", "at most %d URIs", MaxRedirectURIs)
+		return in
+	}
+	out := make([]string, 0, len(in))
+	for i, raw := range in {
+		field := "redirect_uris[" + strconv.Itoa(i) + "]"
+		if problem := redirectURIProblem(raw); problem != "" {
+			v.add(field, "%s", problem)
+		} else if slices.Contains(out, raw) {
+			v.add(field, "is listed twice")
+		}
+		out = append(out, raw)
+	}
+	return out
+}
+
+// redirectURIProblem says what is wrong with a redirect URI, "" if nothing.
+// Redirect URIs are compared exactly, so they are stored as given.
+func redirectURIProblem(raw string) string {
+	if len(raw) > MaxRedirectURILength {
+		return "must be at most " + strconv.Itoa(MaxRedirectURILength) + " characters"
+	}
+	if strings.IndexFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return "must not contain spaces or control characters"
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "":
+		return "must be an absolute URL"
+	case strings.Contains(raw, "#"):
+		return "must not contain a fragment (RFC 6749 §3.1.2)"
+	case u.User != nil:
+		return "must not contain user information"
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http":
+		if loopbackHost(u.Hostname()) {
+			return ""
+		}
+		return "must use https (http is allowed only for loopback hosts: localhost, 127.0.0.1, [::1])"
+	}
+	return "must use https"
+}
+
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+func sameClientSettings(a, b events.ClientSettings) bool {
+	return a.Name == b.Name && a.TokenEndpointAuthMethod == b.TokenEndpointAuthMethod &&
+		a.AccessTokenTTL == b.AccessTokenTTL && a.AccessTokenFormat == b.AccessTokenFormat &&
+		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
+		slices.Equal(a.DefaultScopes, b.DefaultScopes) && slices.Equal(a.RedirectURIs, b.RedirectURIs) &&
+		string(a.JWKS) == string(b.JWKS)
+}
