@@ -116,8 +116,11 @@ func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, p
 		case avail.Credits >= 0 && avail.Credits < short.Credits:
 			return verdictInsufficientFunds, remainingOf(tok, l.left), nil
 		}
-		if attempt >= 10 {
+		if attempt >= maxLeaseAttempts {
 			return "", remaining{}, errors.New("quota lease: too much contention")
+		}
+		if attempt > 0 {
+			backoffJitter(attempt)
 		}
 		actx, cancel := context.WithTimeout(ctx, m.a.cfg.WriteTimeout)
 		fresh, err := m.acquire(actx, l, tok, short, now)

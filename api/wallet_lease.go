@@ -44,7 +44,10 @@ func (m *quotaManager) spendWallet(ctx context.Context, tok domain.Token, cost i
 	wl := m.walletLease(tok.AccountID, tok.Environment)
 	wl.mu.Lock()
 	defer wl.mu.Unlock()
-	for attempt := 0; attempt < 10; attempt++ {
+	for attempt := 0; attempt < maxLeaseAttempts; attempt++ {
+		if attempt > 0 {
+			backoffJitter(attempt)
+		}
 		if wl.left >= cost {
 			wl.left -= cost
 			wl.spent[tok.ID] += cost
@@ -82,6 +85,17 @@ func (m *quotaManager) spendWallet(ctx context.Context, tok domain.Token, cost i
 		}
 	}
 	return false, errors.New("wallet lease: too much contention")
+}
+
+// maxLeaseAttempts bounds how often a node retries a lease or settlement
+// that lost a race on the same wallet or token.
+const maxLeaseAttempts = 50
+
+// backoffJitter sleeps a little, more after more lost races, so racing
+// nodes spread out.
+func backoffJitter(attempt int) {
+	d := time.Duration(min(attempt, 10)) * time.Millisecond
+	time.Sleep(d/2 + time.Duration(time.Now().UnixNano()%int64(d/2+1)))
 }
 
 // appendWallet appends wallet events expecting the wallet's version, then
@@ -164,7 +178,10 @@ func (m *quotaManager) settle(ctx context.Context, wl *walletLease, closing bool
 	if !found {
 		return nil
 	}
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < maxLeaseAttempts; attempt++ {
+		if attempt > 0 {
+			backoffJitter(attempt)
+		}
 		var err error
 		if rec, err = m.a.Wallets.Get(account, env); err != nil {
 			return err
@@ -226,11 +243,18 @@ func (a *API) ReleaseOwnWalletLeases(ctx context.Context) error {
 			}
 			rel := events.WalletLeaseReleased{AccountID: r.AccountID, Environment: r.Environment, LeaseID: leaseID,
 				Reason: "node restarted", ReleasedAt: a.Now().UTC()}
-			if err := a.quota.appendWallet(ctx, walletOf(r), rel); err != nil {
-				errs = append(errs, err)
+			var err error
+			for attempt := 0; attempt < maxLeaseAttempts; attempt++ {
+				if err = a.quota.appendWallet(ctx, walletOf(r), rel); !errors.Is(err, events.ErrConflict) {
+					break
+				}
+				backoffJitter(attempt + 1)
+				if r, err = a.Wallets.Get(r.AccountID, r.Environment); err != nil {
+					break
+				}
 			}
-			if fresh, err := a.Wallets.Get(r.AccountID, r.Environment); err == nil {
-				r = fresh
+			if err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

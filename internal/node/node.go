@@ -335,3 +335,21 @@ func loadNodeID(dataDir string) (string, error) {
 func UsageProjectorConfig(cfg Config) projections.Config {
 	return projections.Config{Name: "usage", Stream: events.UsageStream, Decode: projections.DecodeUsageBatch, Logger: cfg.Logger}
 }
+
+// Crash stops the node the way a killed process would look to the rest of
+// the cluster: the NATS connection drops first, so no lease is returned,
+// nothing is settled or flushed. Tests use it; the data dir stays as it is.
+func (n *Node) Crash() {
+	n.stopOnce.Do(func() {
+		n.nc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = n.API.App.ShutdownWithContext(ctx)
+		_ = n.ln.Close()
+		n.stopUsage()
+		<-n.usageDone
+		n.cancel()
+		n.wg.Wait()
+		(&Storage{NS: n.ns, DB: n.db}).Close()
+	})
+}
