@@ -170,3 +170,36 @@ func verifyWith(t *testing.T, c *tollgatetest.Client, token string, cost int64) 
 	c.Do(t, "POST", "/verify", map[string]any{"token": token, "cost": cost}).JSON(t, &v)
 	return v
 }
+
+// A crashed node's quota lease on a token comes back when it restarts.
+func TestCrashedNodeGivesQuotaBack(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	dirA := t.TempDir()
+	a := tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1), tollgatetest.WithDataDir(dirA))
+	b := tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1))
+	tn, _, clients := paidSetup(t, []*node.Node{a, b}, 1)
+	tok := tn.token(t, map[string]any{"limits": map[string]any{"total_requests": 100}})
+	for i := 0; i < 3; i++ {
+		if v := verifyWith(t, clients[0], tok.Token, 0); v.Code != "VALID" {
+			t.Fatalf("%+v", v)
+		}
+	}
+	a.Crash()
+	owner := tollgatetest.NewClient(b.URL(), tn.acc.APIKey.Token)
+	var got tokenOut
+	owner.Do(t, "GET", "/tokens/"+tok.ID, nil).JSON(t, &got)
+	if *got.Remaining.TotalRequests > 97 {
+		t.Fatalf("remaining %d while A's lease is outstanding", *got.Remaining.TotalRequests)
+	}
+	tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1), tollgatetest.WithDataDir(dirA))
+	tollgatetest.Eventually(t, 10*time.Second, func() bool {
+		owner.Do(t, "GET", "/tokens/"+tok.ID, nil).JSON(t, &got)
+		r := *got.Remaining.TotalRequests
+		return r == 100 || r == 97 // unsettled use is given back with the lease
+	}, "A's lease released on restart")
+}

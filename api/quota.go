@@ -85,6 +85,10 @@ func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, p
 	l := m.lease(tok.ID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Another request may have changed the token while this one waited.
+	if fresh, ok, err := m.a.Tokens.Get(tok.ID); err == nil && ok {
+		tok = tokenOf(fresh)
+	}
 	for attempt := 0; ; attempt++ {
 		short := events.Quota{
 			Requests:     max(0, want.Requests-l.left.Requests),
@@ -195,8 +199,9 @@ func (m *quotaManager) acquire(ctx context.Context, l *tokenLease, tok domain.To
 	return tokenOf(rec), nil
 }
 
-// returnLeases hands back every lease idle for at least idle (all of them
-// with idle 0): what was used is spent for good, the rest is free again.
+// returnLeases settles what every lease spent since its last settlement
+// and closes the leases idle for at least idle (all of them with idle 0):
+// what was used is spent for good, the rest is free again.
 func (m *quotaManager) returnLeases(ctx context.Context, idle time.Duration) error {
 	var ids []string
 	m.leases.Range(func(id, _ any) bool {
@@ -208,8 +213,9 @@ func (m *quotaManager) returnLeases(ctx context.Context, idle time.Duration) err
 	for _, tokenID := range ids {
 		l := m.lease(tokenID)
 		l.mu.Lock()
-		if l.id != "" && now.Sub(l.lastUsed) >= idle {
-			if err := m.giveBack(ctx, tokenID, l, now); err != nil {
+		closing := now.Sub(l.lastUsed) >= idle
+		if l.id != "" && (closing || l.used != (events.Quota{})) {
+			if err := m.giveBack(ctx, tokenID, l, !closing, now); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -218,30 +224,61 @@ func (m *quotaManager) returnLeases(ctx context.Context, idle time.Duration) err
 	return errors.Join(errs...)
 }
 
-func (m *quotaManager) giveBack(ctx context.Context, tokenID string, l *tokenLease, now time.Time) error {
+func (m *quotaManager) giveBack(ctx context.Context, tokenID string, l *tokenLease, partial bool, now time.Time) error {
 	rec, ok, err := m.a.Tokens.Get(tokenID)
 	if err != nil || !ok {
 		return err
 	}
-	ret := events.QuotaReturned{ID: tokenID, LeaseID: l.id, Used: l.used, ReturnedAt: now.UTC()}
+	ret := events.QuotaReturned{ID: tokenID, LeaseID: l.id, Used: l.used, Partial: partial, ReturnedAt: now.UTC()}
 	if !l.lastUsed.IsZero() {
 		lu := l.lastUsed.UTC()
 		ret.LastUsedAt = &lu
 	}
-	x := cmdCtx{rand: m.a.Rand, now: now, actor: "node:" + m.node}
-	meta, err := x.meta(events.AggregateToken, tokenID, rec.AccountID, rec.Environment)
-	if err != nil {
+	if err := m.a.appendToken(ctx, rec, ret, "node:"+m.node); err != nil {
 		return err
 	}
-	ev, err := events.New(meta, ret)
-	if err != nil {
-		return err
+	l.used = events.Quota{}
+	if !partial {
+		l.id, l.left, l.lastUsed = "", events.Quota{}, time.Time{}
 	}
-	if _, err := m.a.Store.Append(ctx, events.Change{Event: ev}); err != nil {
-		return err
-	}
-	l.id, l.left, l.used, l.lastUsed = "", events.Quota{}, events.Quota{}, time.Time{}
 	return nil
+}
+
+// appendToken appends one event to a token without a version check.
+func (a *API) appendToken(ctx context.Context, rec projections.TokenRecord, p events.Payload, actor string) error {
+	x := cmdCtx{rand: a.Rand, now: a.Now(), actor: actor}
+	meta, err := x.meta(events.AggregateToken, rec.ID, rec.AccountID, rec.Environment)
+	if err != nil {
+		return err
+	}
+	ev, err := events.New(meta, p)
+	if err != nil {
+		return err
+	}
+	_, err = a.Store.Append(ctx, events.Change{Event: ev})
+	return err
+}
+
+// ReleaseOwnTokenLeases gives back the quota leases a previous run of this
+// node held (after a crash). What they used since their last settlement
+// (at most a second of traffic) is given back with them.
+func (a *API) ReleaseOwnTokenLeases(ctx context.Context) error {
+	recs, err := a.Tokens.WithLeasesOf(a.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range recs {
+		for leaseID, node := range r.LeaseNodes {
+			if node == a.cfg.NodeID {
+				ret := events.QuotaReturned{ID: r.ID, LeaseID: leaseID, ReturnedAt: a.Now().UTC()}
+				if err := a.appendToken(ctx, r, ret, "node:"+node); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // remaining is what is left of each limit; nil means unlimited.

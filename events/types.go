@@ -190,12 +190,14 @@ type QuotaLeased struct {
 func (QuotaLeased) EventType() string { return TypeQuotaLeased }
 func (QuotaLeased) EventVersion() int { return 1 }
 
-// QuotaReturned closes a lease: Used is spent for good, the rest of what the
-// lease granted becomes available again.
+// QuotaReturned settles a lease: Used is spent for good. Unless Partial,
+// the lease closes and the rest of what it granted is available again; a
+// partial settlement keeps the lease open with what is left of it.
 type QuotaReturned struct {
 	ID         string     `json:"id"`
 	LeaseID    string     `json:"lease_id"`
 	Used       Quota      `json:"used"`
+	Partial    bool       `json:"partial,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	ReturnedAt time.Time  `json:"returned_at"`
 }

@@ -68,13 +68,16 @@ func (t *Tokens) AfterReset() { t.cache.clear() }
 var _ Projection = (*Tokens)(nil)
 
 const (
-	prefixToken        = "tok/"
-	prefixTokenAccount = "tokacc/"
+	prefixToken          = "tok/"
+	prefixTokenAccount   = "tokacc/"
+	prefixTokenLeaseNode = "tokl/" // node/token: tokens in which a node holds a lease
 )
 
-func (*Tokens) Name() string       { return "tokens" }
-func (*Tokens) Version() int       { return 2 }
-func (*Tokens) Prefixes() []string { return []string{prefixToken, prefixTokenAccount} }
+func (*Tokens) Name() string { return "tokens" }
+func (*Tokens) Version() int { return 3 }
+func (*Tokens) Prefixes() []string {
+	return []string{prefixToken, prefixTokenAccount, prefixTokenLeaseNode}
+}
 
 func tokenByAccountKey(account, env string, seq uint64) []byte {
 	return append([]byte(prefixTokenAccount+account+"/"+env+"/"), u64(seq)...)
@@ -145,6 +148,7 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 			q.PaidRequests += p.Granted.PaidRequests
 			q.Credits += p.Granted.Credits
 			r.Leases[p.LeaseID], r.LeaseNodes[p.LeaseID] = q, p.Node
+			_ = tx.Set([]byte(prefixTokenLeaseNode+p.Node+"/"+r.ID), nil)
 		})
 	case events.TypeQuotaReturned:
 		p, err := events.Decode[events.QuotaReturned](ev)
@@ -152,8 +156,19 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		return t.update(tx, p.ID, ev.Sequence, func(r *TokenRecord) {
-			delete(r.Leases, p.LeaseID)
-			delete(r.LeaseNodes, p.LeaseID)
+			if p.Partial {
+				q := r.Leases[p.LeaseID]
+				q.Requests -= p.Used.Requests
+				q.PaidRequests -= p.Used.PaidRequests
+				q.Credits -= p.Used.Credits
+				r.Leases[p.LeaseID] = q
+			} else {
+				if node := r.LeaseNodes[p.LeaseID]; node != "" {
+					_ = tx.Delete([]byte(prefixTokenLeaseNode + node + "/" + r.ID))
+				}
+				delete(r.Leases, p.LeaseID)
+				delete(r.LeaseNodes, p.LeaseID)
+			}
 			r.Used.Requests += p.Used.Requests
 			r.Used.PaidRequests += p.Used.PaidRequests
 			r.Used.Credits += p.Used.Credits
@@ -234,4 +249,25 @@ func (t *Tokens) ListByAccount(account, env, cursor string, limit int, keep func
 		page.Items = append(page.Items, rec)
 	}
 	return page, it.Error()
+}
+
+// WithLeasesOf lists the tokens in which node holds a quota lease.
+func (t *Tokens) WithLeasesOf(node string) ([]TokenRecord, error) {
+	prefix := []byte(prefixTokenLeaseNode + node + "/")
+	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []TokenRecord
+	for ok := it.First(); ok; ok = it.Next() {
+		rec, found, err := t.Get(string(it.Key()[len(prefix):]))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, rec)
+		}
+	}
+	return out, it.Error()
 }

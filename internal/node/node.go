@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	err = n.API.EnsureDefaultScopes(sctx)
 	if err == nil {
-		err = n.API.ReleaseOwnWalletLeases(sctx)
+		err = errors.Join(n.API.ReleaseOwnWalletLeases(sctx), n.API.ReleaseOwnTokenLeases(sctx))
 	}
 	scancel()
 	if err != nil {
