@@ -137,7 +137,7 @@ func TestCrashedNodeGivesCreditBack(t *testing.T) {
 		t.Fatalf("node B spent %d while A's lease was outstanding", spentOnB)
 	}
 	// A restarts on its data dir and gives its leases back.
-	a = tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1), tollgatetest.WithDataDir(dirA))
+	tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1), tollgatetest.WithDataDir(dirA))
 	tollgatetest.Eventually(t, 10*time.Second, func() bool {
 		clients[1].Do(t, "GET", "/wallet", nil).JSON(t, &w)
 		return w.Reserved == 0

@@ -197,18 +197,6 @@ func TestTokenStatus(t *testing.T) {
 	}
 }
 
-func event(t *testing.T, id string, seq uint64, p events.Payload) events.Event {
-	t.Helper()
-	ev, err := events.New(events.Meta{
-		ID: id, AggregateType: events.AggregateToken, AggregateID: "tok_1", AccountID: "acc_1", Time: now,
-	}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Sequence = seq
-	return ev
-}
-
 func TestTokenRevoke(t *testing.T) {
 	t.Parallel()
 	tok := domain.Token{ID: "tok_1", AccountID: "acc_1"}

@@ -52,9 +52,10 @@ const (
 	GranularityDay    = "day"
 )
 
-// series are the granularities every record is counted in, with the letter
-// their keys use and their width in seconds. UTC days are 86400 Unix seconds.
-var series = []struct {
+// statsSeries are the granularities every record is counted in, with the
+// letter their keys use and their width in seconds. UTC days are 86400 Unix
+// seconds.
+var statsSeries = []struct {
 	name  string
 	code  string
 	width int64
@@ -79,7 +80,7 @@ func BucketWidth(granularity string) (time.Duration, error) {
 
 // seriesOf returns a granularity's key letter and width in seconds.
 func seriesOf(granularity string) (code string, width int64, err error) {
-	for _, s := range series {
+	for _, s := range statsSeries {
 		if s.name == granularity {
 			return s.code, s.width, nil
 		}
@@ -103,8 +104,8 @@ func (c *statsCounts) add(d statsCounts) {
 	c.CreditsSpent += d.CreditsSpent
 }
 
-// countsOf is what one verify record adds to its scope's totals.
-func countsOf(r events.UsageRecord) statsCounts {
+// verifyCounts is what one verify record adds to its scope's totals.
+func verifyCounts(r events.UsageRecord) statsCounts {
 	c := statsCounts{Requests: 1}
 	switch {
 	case r.Verdict != "VALID":
@@ -150,7 +151,7 @@ func (d statsDelta) record(scope string, r events.UsageRecord, c statsCounts) {
 		d.add(scope+"dom/"+r.Domain, perBucket)
 	}
 	if unix := r.Time.Unix(); unix >= 0 {
-		for _, s := range series {
+		for _, s := range statsSeries {
 			d.add(seriesKey(scope, s.code, unix-unix%s.width), perBucket)
 		}
 	}
@@ -190,7 +191,7 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 		if r.Kind != events.UsageKindVerify || !events.ValidID(r.AccountID) || !events.ValidID(r.Environment) {
 			continue
 		}
-		c := countsOf(r)
+		c := verifyCounts(r)
 		delta.record(statsScope(r.AccountID, r.Environment, ""), r, c)
 		if events.ValidID(r.TokenID) {
 			delta.record(statsScope(r.AccountID, r.Environment, r.TokenID), r, c)
@@ -285,10 +286,10 @@ func (s *Stats) Query(q StatsQuery) (StatsResult, error) {
 	return out, err
 }
 
-// scan calls fn with the name after prefix and the value of every key under
+// scanStats calls fn with the name after prefix and the value of every key under
 // prefix in [lower, upper) (the whole prefix when they are nil), until fn
 // returns false.
-func scan(snap *pebble.Snapshot, prefix string, lower, upper []byte, fn func(name string, c statsCounts) bool) error {
+func scanStats(snap *pebble.Snapshot, prefix string, lower, upper []byte, fn func(name string, c statsCounts) bool) error {
 	if lower == nil {
 		lower = []byte(prefix)
 	}
@@ -325,7 +326,7 @@ func (s *Stats) topIPs(snap *pebble.Snapshot, scope string) ([]StatsIP, error) {
 	// Keep at most twice the cap in memory: an account may have seen
 	// millions of IPs.
 	ips := []StatsIP{}
-	err := scan(snap, scope+"ip/", nil, nil, func(ip string, c statsCounts) bool {
+	err := scanStats(snap, scope+"ip/", nil, nil, func(ip string, c statsCounts) bool {
 		ips = append(ips, StatsIP{IP: ip, Requests: c.Requests})
 		if len(ips) == 2*MaxStatsItems {
 			slices.SortFunc(ips, busiest)
@@ -339,7 +340,7 @@ func (s *Stats) topIPs(snap *pebble.Snapshot, scope string) ([]StatsIP, error) {
 
 func (s *Stats) domains(snap *pebble.Snapshot, scope string) ([]StatsDomain, error) {
 	out := []StatsDomain{}
-	err := scan(snap, scope+"dom/", nil, nil, func(domain string, c statsCounts) bool {
+	err := scanStats(snap, scope+"dom/", nil, nil, func(domain string, c statsCounts) bool {
 		out = append(out, StatsDomain{Domain: domain, Requests: c.Requests, PaidRequests: c.PaidRequests, Errors: c.Errors})
 		return len(out) < MaxStatsItems
 	})
@@ -362,7 +363,7 @@ func (s *Stats) series(snap *pebble.Snapshot, prefix string, from, to time.Time,
 	}
 	lower := append([]byte(prefix), u64(uint64(lo))...)
 	upper := append([]byte(prefix), u64(uint64(hi))...)
-	err := scan(snap, prefix, lower, upper, func(start string, c statsCounts) bool {
+	err := scanStats(snap, prefix, lower, upper, func(start string, c statsCounts) bool {
 		if len(start) == 8 {
 			t := time.Unix(int64(binary.BigEndian.Uint64([]byte(start))), 0).UTC()
 			out = append(out, StatsPoint{T: t, Requests: c.Requests, PaidRequests: c.PaidRequests, Errors: c.Errors})
