@@ -86,7 +86,9 @@ func (a *API) verify(c *fiber.Ctx) error {
 			Environment: caller.Environment, Domain: req.Domain, Endpoint: req.Endpoint, IP: req.IP,
 			Status: fiber.StatusOK, Verdict: out.Code, LatencyUS: time.Since(start).Microseconds()}
 		if out.TokenID != nil {
-			rec.TokenID, rec.Environment = *out.TokenID, *out.Environment
+			// Usage belongs to the token's account (an admin may verify
+			// tokens of any account).
+			rec.TokenID, rec.AccountID, rec.Environment = *out.TokenID, *out.AccountID, *out.Environment
 		}
 		if out.Valid {
 			rec.Cost = cost

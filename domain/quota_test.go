@@ -70,7 +70,7 @@ func TestTokenLeases(t *testing.T) {
 func TestWalletGrantAndSettle(t *testing.T) {
 	t.Parallel()
 	at := time.Now()
-	w := domain.Wallet{AccountID: "acc_1", Environment: "live", Balance: 100, Threshold: 30,
+	w := domain.Wallet{AccountID: "acc_1", Environment: "live", Balance: 100, Threshold: 50,
 		Outstanding: map[string]int64{"a": 60}}
 	if w.Available() != 40 {
 		t.Fatalf("available %d", w.Available())
