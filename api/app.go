@@ -31,9 +31,19 @@ type Deps struct {
 	Scopes    *projections.Scopes
 	Wallets   *projections.Wallets
 	// Stats is fed by the usage stream's own projector.
-	Stats       *projections.Stats
-	Clients     *projections.Clients
-	Idempotency *IdempotencyStore
+	Stats   *projections.Stats
+	Clients *projections.Clients
+	// Subscriptions, Deliveries and Errors are the webhook read models and
+	// the integration errors.
+	Subscriptions *projections.Subscriptions
+	Deliveries    *projections.Deliveries
+	Errors        *projections.Errors
+	// KEK seals webhook signing secrets (AES-256-GCM, 32 bytes).
+	KEK []byte
+	// CheckCallbackURL refuses callback URLs that resolve to addresses
+	// Tollgate must not call (the workers' SSRF guard).
+	CheckCallbackURL func(ctx context.Context, url string) error
+	Idempotency      *IdempotencyStore
 	// Usage records verifies and API requests; nil records nothing.
 	Usage *UsageRecorder
 	// Ready reports nil when the node can serve (NATS connected, projections
@@ -91,8 +101,9 @@ type API struct {
 func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
 	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
-		deps.Clients == nil {
-		return nil, errors.New("api: Store, Projector, Accounts, Tokens, Scopes and Clients are required")
+		deps.Clients == nil || deps.Subscriptions == nil || deps.Deliveries == nil || deps.Errors == nil || len(deps.KEK) == 0 ||
+		deps.CheckCallbackURL == nil {
+		return nil, errors.New("api: every projection, the store, the KEK and CheckCallbackURL are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -180,6 +191,16 @@ func (a *API) routes(app *fiber.App) {
 	app.Patch("/clients/:id", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.patchClient)
 	app.Delete("/clients/:id", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.deleteClient)
 	app.Post("/clients/:id/secret", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.rotateClientSecret)
+
+	app.Post("/subscriptions", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.createSubscription)
+	app.Get("/subscriptions", a.auth, need(domain.ScopeSubscriptionsRead), a.listSubscriptions)
+	app.Get("/subscriptions/:id", a.auth, need(domain.ScopeSubscriptionsRead), a.getSubscription)
+	app.Delete("/subscriptions/:id", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.deleteSubscription)
+	app.Post("/subscriptions/:id/secret", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.rotateSubscriptionSecret)
+
+	app.Get("/callbacks", a.auth, need(domain.ScopeCallbacksRead), a.listCallbacks)
+	app.Post("/callbacks/:id/retry", a.auth, need(domain.ScopeCallbacksWrite), a.idempotent, a.retryCallback)
+	app.Get("/errors", a.auth, need(domain.ScopeErrorsRead), a.listErrors)
 }
 
 // writeCtx bounds a write's NATS round trips and projection wait.
