@@ -79,9 +79,10 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", 250*time.Millisecond, "how often usage records are published; a crash loses at most this much usage")
 	fs.DurationVar(&cfg.UsageMaxAge, "usage-retention", 30*24*time.Hour, "how long the usage stream keeps records")
-	// Reserved for the callback workers; accepted now so scripts stay valid.
-	fs.Bool("callbacks-allow-loopback", false, "allow callback URLs on loopback (development)")
-	fs.String("callback-backoff", "", "comma-separated callback retry delays, e.g. 1s,2s,4s")
+	var backoff, kek string
+	fs.BoolVar(&cfg.Callbacks.AllowLoopback, "callbacks-allow-loopback", false, "allow callback URLs that resolve to loopback (development and tests)")
+	fs.StringVar(&backoff, "callback-backoff", "", "comma-separated delays between callback attempts, e.g. 1s,2s,4s (default 5s … 12h over about a day, 10 attempts)")
+	fs.StringVar(&kek, "key-encryption-key", "", "base64 of 32 bytes sealing webhook signing secrets (default: <data-dir>/kek, generated; a cluster's nodes need the same)")
 
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -104,6 +105,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	var err error
 	if cfg.TrustedProxies, err = node.ParsePrefixes(proxies); err != nil {
 		return cfg, err
+	}
+	if cfg.Callbacks.Backoff, err = node.ParseBackoff(backoff); err != nil {
+		return cfg, fmt.Errorf("--callback-backoff: %w", err)
+	}
+	if kek != "" {
+		if cfg.KeyEncryptionKey, err = node.ParseKEK(kek); err != nil {
+			return cfg, fmt.Errorf("--key-encryption-key: %w", err)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

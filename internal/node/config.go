@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/workers"
 )
 
 // Config configures a node. Zero fields take their defaults.
@@ -49,6 +51,14 @@ type Config struct {
 	UsageFlushInterval time.Duration
 	// UsageMaxAge is how long the usage stream keeps records. Default 30 days.
 	UsageMaxAge time.Duration
+	// KeyEncryptionKey (32 bytes) seals the secrets Tollgate must read back:
+	// webhook signing secrets. Default: <data-dir>/kek, generated on first
+	// start. The nodes of a cluster must be given the same key.
+	KeyEncryptionKey []byte
+	// Callbacks configures webhook delivery; --callbacks-allow-loopback and
+	// --callback-backoff set AllowLoopback and Backoff. Replicas and Logger
+	// default to the node's.
+	Callbacks workers.Config
 }
 
 // ErrInvalidConfig wraps every configuration problem.
@@ -80,6 +90,12 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.Callbacks.Replicas == 0 {
+		c.Callbacks.Replicas = c.StreamReplicas
+	}
+	if c.Callbacks.Logger == nil {
+		c.Callbacks.Logger = c.Logger
+	}
 }
 
 // Validate reports every problem at once.
@@ -100,7 +116,29 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.Issuer, "http://") && !strings.HasPrefix(c.Issuer, "https://") {
 		bad("issuer must be an http:// or https:// URL")
 	}
+	if c.KeyEncryptionKey != nil && len(c.KeyEncryptionKey) != kekSize {
+		bad("the key-encryption key must be %d bytes", kekSize)
+	}
+	errs = append(errs, c.Callbacks.Validate())
 	return errors.Join(errs...)
+}
+
+// ParseBackoff reads comma-separated delays ("1s,2s,4s") for
+// --callback-backoff.
+func ParseBackoff(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: callback backoff %q is not a positive duration", ErrInvalidConfig, part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // ParsePrefixes reads comma-separated IPs and CIDRs.

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/embedded"
 	"github.com/tollgate/tollgate/projections"
+	"github.com/tollgate/tollgate/workers"
 )
 
 // Node is one running Tollgate.
@@ -42,6 +43,7 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	usage     *api.UsageRecorder
+	workers   *workers.Workers
 	stopUsage context.CancelFunc
 	usageDone chan struct{}
 	stopOnce  sync.Once
@@ -61,11 +63,32 @@ type Storage struct {
 	Wallets  *projections.Wallets
 	Stats    *projections.Stats
 	Clients  *projections.Clients
+	// Subscriptions and Deliveries are the webhook read models; Errors reads
+	// the integration errors of both streams.
+	Subscriptions *projections.Subscriptions
+	Deliveries    *projections.Deliveries
+	Errors        *projections.Errors
 }
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
-	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets}
+	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets,
+		s.Subscriptions, s.Deliveries, projections.DeliveryErrors{}}
+}
+
+// UsageProjections lists every projection of the usage stream.
+func (s *Storage) UsageProjections() []projections.Projection {
+	return []projections.Projection{s.Stats, projections.UsageErrors{}}
+}
+
+// connect opens another connection to the node's NATS.
+func (s *Storage) connect(cfg Config) func(name string) (*nats.Conn, error) {
+	return func(name string) (*nats.Conn, error) {
+		if s.NS != nil {
+			return s.NS.Connect(name)
+		}
+		return nats.Connect(cfg.NATSURL, nats.Name(name), nats.MaxReconnects(-1))
+	}
 }
 
 // OpenStorage connects to (or starts) NATS, ensures the stream and opens Pebble.
@@ -122,6 +145,9 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	s.Wallets = projections.NewWallets(s.DB)
 	s.Stats = projections.NewStats(s.DB)
 	s.Clients = projections.NewClients(s.DB)
+	s.Subscriptions = projections.NewSubscriptions(s.DB)
+	s.Deliveries = projections.NewDeliveries(s.DB)
+	s.Errors = projections.NewErrors(s.DB)
 	ok = true
 	return s, nil
 }
@@ -162,10 +188,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	n.UsageProjector, err = projections.NewProjector(st.DB, UsageProjectorConfig(cfg), st.Stats)
+	n.UsageProjector, err = projections.NewProjector(st.DB, UsageProjectorConfig(cfg), st.UsageProjections()...)
 	if err != nil {
 		return fail(err)
 	}
+	kek, err := loadKEK(cfg.DataDir, cfg.KeyEncryptionKey)
+	if err != nil {
+		return fail(err)
+	}
+	guard := workers.Guard{AllowLoopback: cfg.Callbacks.AllowLoopback}
 	idem, err := api.EnsureIdempotencyStore(ctx, st.JS, cfg.StreamReplicas)
 	if err != nil {
 		return fail(err)
@@ -178,7 +209,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.API, err = api.New(api.Deps{
 		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
 		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready,
+		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, KEK: kek,
+		CheckCallbackURL: guard.CheckURL,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
+	if err != nil {
+		return fail(err)
+	}
+	n.workers, err = workers.New(workers.Deps{Connect: st.connect(cfg), JS: st.JS, NC: st.NC, Store: st.Store,
+		Projector: n.Projector, Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, KEK: kek}, cfg.Callbacks)
 	if err != nil {
 		return fail(err)
 	}
@@ -187,6 +225,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	usageCtx, stopUsage := context.WithCancel(context.Background())
 	n.cancel, n.stopUsage, n.usageDone = cancel, stopUsage, make(chan struct{})
 	abort := func(err error) (*Node, error) {
+		n.workers.Abort()
 		stopUsage()
 		<-n.usageDone
 		cancel()
@@ -221,6 +260,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.API.RunLeaseHousekeeping(runCtx, time.Second, 30*time.Second)
 	}()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = n.workers.Start(wctx)
+	wcancel()
+	if err != nil {
+		return abort(fmt.Errorf("callback workers: %w", err))
+	}
 	switch {
 	case res.Key != "":
 		fmt.Fprintf(cfg.Out, "root api key: %s\n", res.Key)
@@ -306,6 +351,10 @@ func (n *Node) Close() error {
 		}
 		n.stopUsage() // flushes what is buffered
 		<-n.usageDone
+		// Attempts under way finish within what is left of the timeout.
+		if err := n.workers.Close(ctx); err != nil {
+			n.cfg.Logger.Warn("callback workers did not stop cleanly", "err", err)
+		}
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
@@ -342,6 +391,7 @@ func UsageProjectorConfig(cfg Config) projections.Config {
 func (n *Node) Crash() {
 	n.stopOnce.Do(func() {
 		n.nc.Close()
+		n.workers.Abort()
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
 		_ = n.API.App.ShutdownWithContext(ctx)
