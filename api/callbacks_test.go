@@ -19,7 +19,7 @@ func TestCallbackRetriedUntilItSucceeds(t *testing.T) {
 	t.Parallel()
 	n := tollgatetest.Start(t, fastCallbacks(time.Second, time.Second, time.Second, time.Second))
 	tn := newTenant(t, n.URL())
-	rc := newReceiver(t, func(n int, _ *http.Request) int {
+	rc := newReceiver(t, func(n int, _ hook, _ *http.Request) int {
 		if n <= 3 {
 			return http.StatusServiceUnavailable
 		}
@@ -81,7 +81,7 @@ func TestCallbackExhaustedGoesToPoisonQueue(t *testing.T) {
 	t.Parallel()
 	n := tollgatetest.Start(t, fastCallbacks(time.Second, time.Second))
 	tn := newTenant(t, n.URL())
-	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusInternalServerError })
+	rc := newReceiver(t, func(int, hook, *http.Request) int { return http.StatusInternalServerError })
 	sub := subscribe(t, tn.owner, rc.URL, "token.created")
 	tn.token(t, map[string]any{})
 
@@ -134,7 +134,7 @@ func TestCallbackGoneDisablesSubscription(t *testing.T) {
 	t.Parallel()
 	n := tollgatetest.Start(t, fastCallbacks(time.Second))
 	tn := newTenant(t, n.URL())
-	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusGone })
+	rc := newReceiver(t, func(int, hook, *http.Request) int { return http.StatusGone })
 	sub := subscribe(t, tn.owner, rc.URL, "token.created")
 	tn.token(t, map[string]any{})
 

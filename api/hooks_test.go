@@ -36,10 +36,11 @@ type hook struct {
 }
 
 // receiver is a webhook endpoint on loopback. answer decides the status of
-// the n-th request (from 1) carrying a webhook-id; it may block.
+// the n-th request (from 1) carrying a webhook-id; it may block, and 0
+// means the request is dropped unanswered (and not counted).
 type receiver struct {
 	*httptest.Server
-	answer func(n int, r *http.Request) int
+	answer func(n int, h hook, r *http.Request) int
 
 	mu      sync.Mutex
 	secret  string
@@ -48,7 +49,7 @@ type receiver struct {
 	arrived chan struct{}
 }
 
-func newReceiver(t *testing.T, answer func(n int, r *http.Request) int) *receiver {
+func newReceiver(t *testing.T, answer func(n int, h hook, r *http.Request) int) *receiver {
 	t.Helper()
 	rc := &receiver{answer: answer, perID: map[string]int{}, arrived: make(chan struct{}, 1<<16)}
 	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
@@ -82,7 +83,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Answer = http.StatusOK
 	if rc.answer != nil {
-		h.Answer = rc.answer(n, r)
+		h.Answer = rc.answer(n, h, r)
 	}
 	if h.Answer == 0 { // the answer gave up: the client went away
 		return
