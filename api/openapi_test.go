@@ -275,6 +275,8 @@ func init() {
 		"POST /tokens", "GET /tokens", "GET /tokens/{id}", "PATCH /tokens/{id}", "DELETE /tokens/{id}",
 		"POST /keys", "GET /keys", "GET /keys/{id}", "PATCH /keys/{id}", "DELETE /keys/{id}",
 		"POST /verify", "GET /scopes", "POST /scopes", "GET /scopes/{name}", "PATCH /scopes/{name}",
+		"POST /subscriptions", "GET /subscriptions", "GET /subscriptions/{id}", "DELETE /subscriptions/{id}",
+		"POST /subscriptions/{id}/secret", "GET /callbacks", "POST /callbacks/{id}/retry", "GET /errors",
 	} {
 		oaNotExercised[op+" 500"] = "internal errors are not provoked"
 	}
@@ -301,6 +303,7 @@ func oaAuthOps() []oaOp {
 		{"GET", "/scopes/vps:read", nil},
 		{"PATCH", "/scopes/vps:read", map[string]any{"description": "x"}},
 	}
+	ops = append(ops, oaWebhookOps()...)
 	for _, p := range []string{"/tokens", "/keys"} {
 		ops = append(ops,
 			oaOp{"POST", p, map[string]any{"name": "x", "scopes": []string{"domains:read"}}},
@@ -1088,6 +1091,8 @@ func TestOpenAPI(t *testing.T) {
 		s.send(t, 200, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 8}, oaAPIKey(root), idem)
 		s.send(t, 409, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 9}, oaAPIKey(root), idem)
 	})
+
+	t.Run("webhooks", func(t *testing.T) { oaWebhooks(t, s, acmeKey, reader.Token, rootAccount) })
 
 	// Tollgate's own API applies the presenting key's limits.
 	t.Run("key limits", func(t *testing.T) {
