@@ -40,7 +40,6 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("169.254.169.254/32"), // cloud metadata (also link-local)
 	netip.MustParsePrefix("fd00:ec2::254/128"),  // AWS metadata over IPv6 (also private)
 	netip.MustParsePrefix("64:ff9b:1::/48"),     // local-use NAT64
-	netip.MustParsePrefix("2001:db8::/32"),      // documentation
 }
 
 // nat64 embeds IPv4 addresses in IPv6 (RFC 6052); the embedded address is
