@@ -19,6 +19,9 @@ import (
 // message ids), so the Retry middleware may run it again and a redelivered
 // message changes nothing.
 func (w *Workers) fanOut(msg *message.Message) error {
+	if _, wanted := fanOutType(msg.Metadata.Get(metaSubject)); !wanted {
+		return nil
+	}
 	seq, err := strconv.ParseUint(msg.Metadata.Get(metaStreamSeq), 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: message without a stream sequence", errUnprocessable)

@@ -3,7 +3,9 @@ package workers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -40,15 +42,19 @@ const (
 func dueSubject(deliveryID string) string   { return deliveriesPrefix + ".due." + deliveryID }
 func retrySubject(deliveryID string) string { return deliveriesPrefix + ".retry." + deliveryID }
 
-// fanOutSubjects are the event subjects the fan-out consumer reads: every
-// subscribable type, and manual retries. Filtering on the server keeps the
-// bulk of the log (quota leases, settlements) away from the workers.
-func fanOutSubjects() []string {
-	var out []string
-	for _, t := range events.SubscribableTypes() {
-		out = append(out, events.SubjectPrefix+".*.*."+t)
+// fanOutType is the event type of an event subject, and whether the
+// fan-out acts on it: every subscribable type, and manual retries. The
+// fan-out consumer reads the whole log and skips the rest by subject,
+// before decoding anything. (A consumer filtered on the ten subjects
+// instead costs the server a walk of the stream's subject tree per
+// delivery: a third of the CPU of a delivery benchmark.)
+func fanOutType(subject string) (string, bool) {
+	parts := strings.SplitN(subject, ".", 5)
+	if len(parts) < 5 {
+		return "", false
 	}
-	return append(out, events.SubjectPrefix+"."+events.AggregateDelivery+".*."+events.TypeDeliveryRetryRequested)
+	t := parts[4]
+	return t, t == events.TypeDeliveryRetryRequested || slices.Contains(events.SubscribableTypes(), t)
 }
 
 // ensureStreams creates or updates the work and poison streams and both
@@ -92,12 +98,12 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 		Description: "Tollgate webhook fan-out: one delivery per event and subscription",
 		// A new consumer starts with the events appended from now on:
 		// turning webhooks on must not deliver the whole history.
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		MaxAckPending:  cfg.MaxAckPending,
-		FilterSubjects: fanOutSubjects(),
-		Replicas:       cfg.Replicas,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.MaxAckPending,
+		FilterSubject: events.AllSubjects,
+		Replicas:      cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("%w: consumer %s: %v", events.ErrUnavailable, callbacksConsumer, err)
 	}

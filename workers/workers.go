@@ -76,8 +76,12 @@ func New(deps Deps, cfg Config) (*Workers, error) {
 	return w, nil
 }
 
-// Metadata key the unmarshaler stores a message's stream sequence under.
-const metaStreamSeq = "Tollgate-Stream-Seq"
+// Metadata keys under which the unmarshaler keeps what the payload does
+// not say: the stream sequence and the subject.
+const (
+	metaStreamSeq = "Tollgate-Stream-Seq"
+	metaSubject   = "Tollgate-Subject"
+)
 
 // Start creates the streams and durable consumers, then runs the router:
 // FanOutWorkers loops on the fan-out consumer and DeliveryWorkers loops on
@@ -93,13 +97,17 @@ func (w *Workers) Start(ctx context.Context) error {
 	// Messages handed back (busy endpoint, NATS hiccup) return after a
 	// delay that grows with their redeliveries.
 	retryLater := growingDelay{base: 200 * time.Millisecond, max: 5 * time.Second}
-	fanSub, err := w.subscriber(logger, events.DefaultStream, callbacksConsumer, retryLater, 8)
+	// The fan-out is idempotent: its acknowledgements need no confirmation
+	// (a lost one redelivers a message that changes nothing).
+	fanSub, err := w.subscriber(logger, events.DefaultStream, callbacksConsumer, retryLater, 32, true)
 	if err != nil {
 		return err
 	}
 	// One message per pull: a message waiting in a busy loop's buffer would
 	// be held past its ack wait while idle loops starve.
-	dlvSub, err := w.subscriber(logger, DeliveriesStream, deliveriesConsumer, retryLater, 1)
+	// Attempts are acknowledged with confirmation: an attempt is not
+	// acknowledged until the server says so.
+	dlvSub, err := w.subscriber(logger, DeliveriesStream, deliveriesConsumer, retryLater, 1, false)
 	if err != nil {
 		return err
 	}
@@ -148,7 +156,7 @@ func (w *Workers) Start(ctx context.Context) error {
 // subscriber attaches a Watermill JetStream subscriber, on a connection of
 // its own, to a durable consumer Tollgate created: it never creates or
 // deletes consumers itself.
-func (w *Workers) subscriber(logger watermill.LoggerAdapter, stream, consumer string, nak wmjs.Delay, batch int) (*wmjs.Subscriber, error) {
+func (w *Workers) subscriber(logger watermill.LoggerAdapter, stream, consumer string, nak wmjs.Delay, batch int, ackAsync bool) (*wmjs.Subscriber, error) {
 	nc, err := w.deps.Connect("tollgate-" + consumer)
 	if err != nil {
 		return nil, fmt.Errorf("workers: connect: %w", err)
@@ -159,6 +167,7 @@ func (w *Workers) subscriber(logger watermill.LoggerAdapter, stream, consumer st
 		Logger:         logger,
 		AckWaitTimeout: w.cfg.AckWait,
 		NakDelay:       nak,
+		AckAsync:       ackAsync,
 		Unmarshaler:    unmarshaler{},
 		ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(batch)},
 		ResourceInitializer: func(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
@@ -229,6 +238,7 @@ func (unmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
 	if meta, err := m.Metadata(); err == nil {
 		md.Set(metaStreamSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
 	}
+	md.Set(metaSubject, m.Subject())
 	msg := message.NewMessage(m.Headers().Get(watermillUUID), m.Data())
 	msg.Metadata = md
 	return msg, nil
