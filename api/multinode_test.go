@@ -237,3 +237,52 @@ func TestCrashedNodeGivesQuotaBack(t *testing.T) {
 		return r == 100 || r == 97 // unsettled use is given back with the lease
 	}, "A's lease released on restart")
 }
+
+// A node that dies for good: once its leases expire, another node
+// releases them and the credit and quota are usable again.
+func TestAbandonedLeasesExpire(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	a := tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1))
+	b := tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1), tollgatetest.WithClock(clock))
+	tn, tok, clients := paidSetup(t, []*node.Node{a, b}, 100)
+	limited := tn.token(t, map[string]any{"limits": map[string]any{"total_requests": 50}})
+	if v := verifyWith(t, clients[0], tok.Token, 1); v.Code != "VALID" {
+		t.Fatalf("%+v", v)
+	}
+	if v := verifyWith(t, clients[0], limited.Token, 0); v.Code != "VALID" {
+		t.Fatalf("%+v", v)
+	}
+	a.Crash()
+	var w walletOut
+	clients[1].Do(t, "GET", "/wallet", nil).JSON(t, &w)
+	if w.Reserved == 0 {
+		t.Fatal("no reservation held by the dead node")
+	}
+	if err := b.API.ExpireLeases(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clients[1].Do(t, "GET", "/wallet", nil).JSON(t, &w)
+	if w.Reserved == 0 {
+		t.Fatal("a lease was released before it expired")
+	}
+	skew.Store(int64(10 * time.Minute))
+	tollgatetest.Eventually(t, 10*time.Second, func() bool {
+		if err := b.API.ExpireLeases(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		clients[1].Do(t, "GET", "/wallet", nil).JSON(t, &w)
+		var got tokenOut
+		tollgatetest.NewClient(b.URL(), tn.acc.APIKey.Token).Do(t, "GET", "/tokens/"+limited.ID, nil).JSON(t, &got)
+		return w.Reserved == 0 && *got.Remaining.TotalRequests == 50
+	}, "expired leases released")
+	if w.Balance != 100 {
+		t.Fatalf("balance %d: the dead node's unsettled spend is not charged", w.Balance)
+	}
+}

@@ -230,6 +230,10 @@ func (m *quotaManager) giveBack(ctx context.Context, tokenID string, l *tokenLea
 		return err
 	}
 	ret := events.QuotaReturned{ID: tokenID, LeaseID: l.id, Used: l.used, Partial: partial, ReturnedAt: now.UTC()}
+	if partial {
+		renew := now.Add(m.ttl).UTC()
+		ret.RenewUntil = &renew
+	}
 	if !l.lastUsed.IsZero() {
 		lu := l.lastUsed.UTC()
 		ret.LastUsedAt = &lu
@@ -348,6 +352,7 @@ func (a *API) ReturnLeases(ctx context.Context) error {
 func (a *API) RunLeaseHousekeeping(ctx context.Context, every, idle time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	rounds := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -358,6 +363,11 @@ func (a *API) RunLeaseHousekeeping(ctx context.Context, every, idle time.Duratio
 			}
 			if err := a.quota.settleWallets(ctx, idle); err != nil && ctx.Err() == nil {
 				a.Logger.Warn("settling wallet leases", "err", err)
+			}
+			if rounds++; rounds%10 == 0 {
+				if err := a.ExpireLeases(ctx); err != nil && ctx.Err() == nil {
+					a.Logger.Warn("expiring abandoned leases", "err", err)
+				}
 			}
 		}
 	}

@@ -49,6 +49,8 @@ type Config struct {
 	UsageFlushInterval time.Duration
 	// UsageMaxAge is how long the usage stream keeps records. Default 30 days.
 	UsageMaxAge time.Duration
+	// Clock is the time source. Default time.Now; tests move it.
+	Clock func() time.Time
 }
 
 // ErrInvalidConfig wraps every configuration problem.

@@ -177,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.usage = api.NewUsageRecorder(st.NC, api.UsageConfig{Node: nodeID, FlushInterval: cfg.UsageFlushInterval, Logger: cfg.Logger})
 	n.API, err = api.New(api.Deps{
 		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
-		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready,
+		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
 	if err != nil {
 		return fail(err)
