@@ -48,7 +48,7 @@ func BenchmarkStatsIngest(b *testing.B) {
 				verdict, cost = "RATE_LIMITED", 0
 			}
 			batch.Records = append(batch.Records, events.UsageRecord{ID: fmt.Sprintf("r%d", j), Kind: events.UsageKindVerify,
-				Time: start.Add(time.Duration(j) * 7200 * time.Second / time.Duration(*ingestRecords)),
+				Time:      start.Add(time.Duration(j) * 7200 * time.Second / time.Duration(*ingestRecords)),
 				AccountID: fmt.Sprintf("acc_%d", j%10), Environment: "live", TokenID: fmt.Sprintf("tok_%d", j%1000),
 				Domain: fmt.Sprintf("d%d.example", j%20), IP: fmt.Sprintf("203.0.113.%d", j%250), Verdict: verdict, Cost: cost})
 		}

@@ -22,9 +22,9 @@ type WalletRecord struct {
 	LeaseNodes  map[string]string `json:"lease_nodes,omitempty"`
 	// LeaseExpiry: a lease not renewed by then may be released by anyone.
 	LeaseExpiry map[string]time.Time `json:"lease_expiry,omitempty"`
-	Threshold   int64             `json:"threshold"`
-	Low         bool              `json:"low"`
-	Version     uint64            `json:"version"`
+	Threshold   int64                `json:"threshold"`
+	Low         bool                 `json:"low"`
+	Version     uint64               `json:"version"`
 }
 
 // TransactionRecord is one ledger entry: credits positive, debits negative.
