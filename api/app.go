@@ -131,6 +131,9 @@ func New(deps Deps, cfg Config) (*API, error) {
 		IdleTimeout:           120 * time.Second,
 		ProxyHeader:           "", // client IPs come from trusted proxies only (see clientIP)
 		JSONEncoder:           gojson.Marshal,
+		// Values from requests outlive handlers in caches and events:
+		// never let them alias Fiber's reused buffers.
+		Immutable: true,
 	})
 	app.Use(a.requestID, a.observe, a.requireHTTPS, a.limitBody)
 	a.routes(app)

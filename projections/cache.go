@@ -1,6 +1,9 @@
 package projections
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // recordCache holds decoded records in memory in front of Pebble. The
 // projector invalidates what a batch touched after committing it and before
@@ -43,7 +46,8 @@ func (c *recordCache[T]) fill(id string, v T, epoch uint64) {
 			delete(c.items, k)
 		}
 	}
-	c.items[id] = v
+	// The key may alias a request buffer (Fiber reuses them): own a copy.
+	c.items[strings.Clone(id)] = v
 }
 
 func (c *recordCache[T]) invalidate(ids []string) {
