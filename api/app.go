@@ -92,7 +92,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
 	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
 		deps.Clients == nil {
-		return nil, errors.New("api: Store, Projector, Accounts, Tokens, Scopes and Clients are required")
+		return nil, errors.New("api: Store, Projector, Accounts, Tokens, Scopes, Clients, Wallets and Stats are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
