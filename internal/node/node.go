@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/embedded"
 	"github.com/tollgate/tollgate/projections"
+	"github.com/tollgate/tollgate/workers"
 )
 
 // Node is one running Tollgate.
@@ -219,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.API.RunLeaseHousekeeping(runCtx, time.Second, 30*time.Second)
+		workers.Housekeeping(runCtx, n.API, workers.HousekeepingConfig{Logger: cfg.Logger})
 	}()
 	switch {
 	case res.Key != "":
