@@ -114,7 +114,11 @@ func (a *API) getMyAccount(c *fiber.Ctx) error {
 	if !ok {
 		return notFound("account")
 	}
-	return c.JSON(meView{accountView: viewAccount(acc), Key: a.viewToken(p.record, a.now(c))})
+	key := p.record
+	if fresh, ok, err := a.Tokens.Get(p.TokenID); err == nil && ok {
+		key = fresh // auth may have leased quota since it read the record
+	}
+	return c.JSON(meView{accountView: viewAccount(acc), Key: a.viewToken(key, a.now(c))})
 }
 
 func (a *API) getAccount(c *fiber.Ctx) error {
@@ -205,10 +209,11 @@ func (a *API) Bootstrap(ctx context.Context, rootKey string) (BootstrapResult, e
 	if err != nil {
 		return BootstrapResult{}, err
 	}
+	// The system event goes last: a node that sees it has the whole batch.
 	res, err := a.Store.Append(ctx,
-		events.Change{Event: sysEv, Expect: events.ExpectNew},
 		events.Change{Event: accEv, Expect: events.ExpectNew},
-		keyChange)
+		keyChange,
+		events.Change{Event: sysEv, Expect: events.ExpectNew})
 	if isConflict(err) {
 		// Another node bootstrapped first.
 		return a.Bootstrap(ctx, rootKey)

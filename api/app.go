@@ -103,7 +103,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
 		deps.Clients == nil || deps.Subscriptions == nil || deps.Deliveries == nil || deps.Errors == nil || len(deps.KEK) == 0 ||
 		deps.CheckCallbackURL == nil {
-		return nil, errors.New("api: every projection, the store, the KEK and CheckCallbackURL are required")
+		return nil, errors.New("api: Store, Projector, every projection, the KEK and CheckCallbackURL are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -142,6 +142,9 @@ func New(deps Deps, cfg Config) (*API, error) {
 		IdleTimeout:           120 * time.Second,
 		ProxyHeader:           "", // client IPs come from trusted proxies only (see clientIP)
 		JSONEncoder:           gojson.Marshal,
+		// Values from requests outlive handlers in caches and events:
+		// never let them alias Fiber's reused buffers.
+		Immutable: true,
 	})
 	app.Use(a.requestID, a.observe, a.requireHTTPS, a.limitBody)
 	a.routes(app)

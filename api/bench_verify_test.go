@@ -73,10 +73,14 @@ func BenchmarkVerifyRatio(b *testing.B) {
 	root := tollgatetest.NewClient(n.URL(), tollgatetest.RootKey)
 	r := root.Do(b, "POST", "/accounts", map[string]string{"name": "bench"})
 	var acc struct {
+		ID     string                 `json:"id"`
 		APIKey struct{ Token string } `json:"api_key"`
 	}
 	r.JSON(b, &acc)
 	owner := tollgatetest.NewClient(n.URL(), acc.APIKey.Token)
+	if r := root.Do(b, "POST", "/wallet/credits?account_id="+acc.ID, map[string]any{"amount": int64(1) << 39}); r.Status != 201 {
+		b.Fatalf("credit: %d %s", r.Status, r.Body)
+	}
 	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "customer", "scopes": []string{"domains:read", "domains:write"},
 		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60},
 		"limits":     map[string]any{"total_requests": 1 << 40, "paid_requests": 1 << 40, "wallet_amount": 1 << 50, "ip_whitelist": []string{"203.0.113.0/24"}}})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"io"
 	"net/netip"
@@ -241,7 +242,9 @@ func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (projecti
 		// Issued on another node a moment ago? Ask the stream, then look
 		// again. Ids the stream does not know are remembered for a few
 		// seconds, so made-up keys cannot make every request a NATS round trip.
-		ctx, cancel := a.writeCtx(c)
+		// A short bound: with NATS down, an unknown key must not hold the
+		// request for the whole write timeout.
+		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 		exists, ferr := a.fresh(ctx, events.AggregateToken, id)
 		cancel()
 		if ferr == nil && exists {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -41,5 +42,5 @@ func (n *negativeCache) add(id string) {
 			}
 		}
 	}
-	n.items[id] = time.Now().Add(n.ttl)
+	n.items[strings.Clone(id)] = time.Now().Add(n.ttl) // id may alias a request buffer
 }

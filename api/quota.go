@@ -230,6 +230,10 @@ func (m *quotaManager) giveBack(ctx context.Context, tokenID string, l *tokenLea
 		return err
 	}
 	ret := events.QuotaReturned{ID: tokenID, LeaseID: l.id, Used: l.used, Partial: partial, ReturnedAt: now.UTC()}
+	if partial {
+		renew := now.Add(m.ttl).UTC()
+		ret.RenewUntil = &renew
+	}
 	if !l.lastUsed.IsZero() {
 		lu := l.lastUsed.UTC()
 		ret.LastUsedAt = &lu
@@ -339,26 +343,10 @@ func (m *quotaManager) leftOf(tokenID string) events.Quota {
 
 // ReturnLeases settles and gives back every quota and wallet lease this
 // node holds (on shutdown).
-func (a *API) ReturnLeases(ctx context.Context) error {
-	return errors.Join(a.quota.returnLeases(ctx, 0), a.quota.settleWallets(ctx, 0))
-}
+func (a *API) ReturnLeases(ctx context.Context) error { return a.SettleLeases(ctx, 0) }
 
-// RunLeaseHousekeeping returns leases idle for a while, so other nodes can
-// use that quota, until ctx ends.
-func (a *API) RunLeaseHousekeeping(ctx context.Context, every, idle time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := a.quota.returnLeases(ctx, idle); err != nil && ctx.Err() == nil {
-				a.Logger.Warn("returning idle quota leases", "err", err)
-			}
-			if err := a.quota.settleWallets(ctx, idle); err != nil && ctx.Err() == nil {
-				a.Logger.Warn("settling wallet leases", "err", err)
-			}
-		}
-	}
+// SettleLeases settles what this node's quota and wallet leases spent and
+// closes those idle for at least idle. workers.Housekeeping calls it.
+func (a *API) SettleLeases(ctx context.Context, idle time.Duration) error {
+	return errors.Join(a.quota.returnLeases(ctx, idle), a.quota.settleWallets(ctx, idle))
 }

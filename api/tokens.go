@@ -129,8 +129,8 @@ func (a *API) createToken(c *fiber.Ctx) error {
 	cmd := domain.IssueToken{AccountID: account, Name: req.Name, Scopes: req.Scopes, Environment: req.Environment,
 		ExpiresAt: req.ExpiresAt, Limits: req.Limits, RateLimit: req.RateLimit, GrantorScopes: p.Scopes}
 	if req.TTL != nil {
-		if *req.TTL <= 0 {
-			return invalidRequest("ttl must be a positive number of seconds", domain.FieldProblem{Field: "ttl", Message: "must be > 0"})
+		if *req.TTL <= 0 || *req.TTL > maxTTLSeconds {
+			return invalidRequest("ttl must be from 1 second to 10 years", domain.FieldProblem{Field: "ttl", Message: "must be from 1 to 315360000 seconds"})
 		}
 		cmd.TTL = time.Duration(*req.TTL) * time.Second
 	}
@@ -320,3 +320,7 @@ func (a *API) checkTokenScopes(scopes []string) error {
 	}
 	return nil
 }
+
+// maxTTLSeconds bounds ttl before it becomes a time.Duration (which would
+// overflow for absurd values): ten years.
+const maxTTLSeconds = 10 * 365 * 24 * 3600

@@ -49,8 +49,8 @@ func (a *API) patchToken(c *fiber.Ctx) error {
 	cmd := domain.UpdateToken{Name: req.Name, Scopes: req.Scopes, ExpiresAt: req.ExpiresAt, Limits: req.Limits,
 		RateLimit: req.RateLimit, GrantorScopes: principal(c).Scopes}
 	if req.TTL != nil {
-		if *req.TTL <= 0 {
-			return invalidRequest("ttl must be a positive number of seconds", domain.FieldProblem{Field: "ttl", Message: "must be > 0"})
+		if *req.TTL <= 0 || *req.TTL > maxTTLSeconds {
+			return invalidRequest("ttl must be from 1 second to 10 years", domain.FieldProblem{Field: "ttl", Message: "must be from 1 to 315360000 seconds"})
 		}
 		cmd.TTL = time.Duration(*req.TTL) * time.Second
 	}
@@ -93,6 +93,10 @@ func (a *API) rotateToken(c *fiber.Ctx, req tokenPatch, depth int) error {
 	}
 	grace := time.Duration(0)
 	if req.GracePeriod != nil {
+		if *req.GracePeriod < 0 || *req.GracePeriod > int64(domain.MaxGracePeriod/time.Second) {
+			return invalidRequest("grace_period must be from 0 to 300 seconds",
+				domain.FieldProblem{Field: "grace_period", Message: "must be from 0 to 300 seconds"})
+		}
 		grace = time.Duration(*req.GracePeriod) * time.Second
 	}
 	cred, err := domain.ParseCredential(*req.RefreshToken)

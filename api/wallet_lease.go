@@ -196,6 +196,10 @@ func (m *quotaManager) settle(ctx context.Context, wl *walletLease, closing bool
 		if err != nil {
 			return err
 		}
+		if !closing {
+			renew := now.Add(m.ttl).UTC()
+			settled.RenewUntil = &renew
+		}
 		payloads := []events.Payload{settled}
 		if low != nil {
 			payloads = append(payloads, *low)
@@ -254,6 +258,51 @@ func (a *API) ReleaseOwnWalletLeases(ctx context.Context) error {
 				}
 			}
 			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// leaseGrace is how long past its expiry a lease is left alone before
+// another node releases it.
+const leaseGrace = 30 * time.Second
+
+// ExpireLeases releases leases whose holder stopped renewing them (a node
+// that died and has not come back): their credit and quota are free again.
+// Any node may do it; a lost race is skipped until the next round.
+func (a *API) ExpireLeases(ctx context.Context) error {
+	now := a.Now()
+	var errs []error
+	wallets, err := a.Wallets.WithLeasesOf("")
+	if err != nil {
+		return err
+	}
+	for _, r := range wallets {
+		for leaseID, until := range r.LeaseExpiry {
+			if now.Before(until.Add(leaseGrace)) {
+				continue
+			}
+			rel := events.WalletLeaseReleased{AccountID: r.AccountID, Environment: r.Environment, LeaseID: leaseID,
+				Reason: "expired", ReleasedAt: now.UTC()}
+			if err := a.quota.appendWallet(ctx, walletOf(r), rel); err != nil && !errors.Is(err, events.ErrConflict) {
+				errs = append(errs, err)
+			}
+			break // the version changed: the next round sees the rest
+		}
+	}
+	tokens, err := a.Tokens.WithLeasesOf("")
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, r := range tokens {
+		for leaseID, until := range r.LeaseExpiry {
+			if now.Before(until.Add(leaseGrace)) {
+				continue
+			}
+			ret := events.QuotaReturned{ID: r.ID, LeaseID: leaseID, Reason: "expired", ReturnedAt: now.UTC()}
+			if err := a.appendToken(ctx, r, ret, "node:"+a.cfg.NodeID); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -200,6 +200,10 @@ type QuotaReturned struct {
 	Partial    bool       `json:"partial,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	ReturnedAt time.Time  `json:"returned_at"`
+	// RenewUntil extends a partially settled lease (see WalletLeaseSettled).
+	RenewUntil *time.Time `json:"renew_until,omitempty"`
+	// Reason says why a lease was closed by someone other than its holder.
+	Reason string `json:"reason,omitempty"`
 }
 
 func (QuotaReturned) EventType() string { return TypeQuotaReturned }

@@ -73,6 +73,9 @@ type WalletLeaseSettled struct {
 	Spent       []TokenSpend `json:"spent"`
 	Close       bool         `json:"close"`
 	SettledAt   time.Time    `json:"settled_at"`
+	// RenewUntil extends an open lease: a lease not renewed expires and any
+	// node may release it (its holder is presumed dead).
+	RenewUntil *time.Time `json:"renew_until,omitempty"`
 }
 
 func (WalletLeaseSettled) EventType() string { return TypeWalletLeaseSettled }

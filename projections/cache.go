@@ -46,8 +46,7 @@ func (c *recordCache[T]) fill(id string, v T, epoch uint64) {
 			delete(c.items, k)
 		}
 	}
-	// The key is copied: callers pass strings that alias request buffers
-	// (Fiber's c.Params and c.Query), which are reused after the request.
+	// The key may alias a request buffer (Fiber reuses them): own a copy.
 	c.items[strings.Clone(id)] = v
 }
 

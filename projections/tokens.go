@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -37,6 +38,8 @@ type TokenRecord struct {
 	Leases             map[string]events.Quota `json:"leases,omitempty"`
 	// LeaseNodes maps each open lease to the node holding it.
 	LeaseNodes map[string]string `json:"lease_nodes,omitempty"`
+	// LeaseExpiry: a lease not renewed by then may be released by anyone.
+	LeaseExpiry map[string]time.Time `json:"lease_expiry,omitempty"`
 	// Seq is the stream sequence of token.created: the listing order.
 	Seq uint64 `json:"seq"`
 	// Version is the stream sequence of the token's last event.
@@ -74,7 +77,7 @@ const (
 )
 
 func (*Tokens) Name() string { return "tokens" }
-func (*Tokens) Version() int { return 3 }
+func (*Tokens) Version() int { return 4 }
 func (*Tokens) Prefixes() []string {
 	return []string{prefixToken, prefixTokenAccount, prefixTokenLeaseNode}
 }
@@ -147,7 +150,10 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 			q.Requests += p.Granted.Requests
 			q.PaidRequests += p.Granted.PaidRequests
 			q.Credits += p.Granted.Credits
-			r.Leases[p.LeaseID], r.LeaseNodes[p.LeaseID] = q, p.Node
+			if r.LeaseExpiry == nil {
+				r.LeaseExpiry = map[string]time.Time{}
+			}
+			r.Leases[p.LeaseID], r.LeaseNodes[p.LeaseID], r.LeaseExpiry[p.LeaseID] = q, p.Node, p.ExpiresAt
 			_ = tx.Set([]byte(prefixTokenLeaseNode+p.Node+"/"+r.ID), nil)
 		})
 	case events.TypeQuotaReturned:
@@ -162,12 +168,16 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 				q.PaidRequests -= p.Used.PaidRequests
 				q.Credits -= p.Used.Credits
 				r.Leases[p.LeaseID] = q
+				if p.RenewUntil != nil && r.LeaseExpiry != nil {
+					r.LeaseExpiry[p.LeaseID] = *p.RenewUntil
+				}
 			} else {
 				if node := r.LeaseNodes[p.LeaseID]; node != "" {
 					_ = tx.Delete([]byte(prefixTokenLeaseNode + node + "/" + r.ID))
 				}
 				delete(r.Leases, p.LeaseID)
 				delete(r.LeaseNodes, p.LeaseID)
+				delete(r.LeaseExpiry, p.LeaseID)
 			}
 			r.Used.Requests += p.Used.Requests
 			r.Used.PaidRequests += p.Used.PaidRequests
@@ -251,9 +261,13 @@ func (t *Tokens) ListByAccount(account, env, cursor string, limit int, keep func
 	return page, it.Error()
 }
 
-// WithLeasesOf lists the tokens in which node holds a quota lease.
+// WithLeasesOf lists the tokens in which node holds a quota lease ("" for
+// any node).
 func (t *Tokens) WithLeasesOf(node string) ([]TokenRecord, error) {
 	prefix := []byte(prefixTokenLeaseNode + node + "/")
+	if node == "" {
+		prefix = []byte(prefixTokenLeaseNode)
+	}
 	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, err
@@ -261,7 +275,8 @@ func (t *Tokens) WithLeasesOf(node string) ([]TokenRecord, error) {
 	defer it.Close()
 	var out []TokenRecord
 	for ok := it.First(); ok; ok = it.Next() {
-		rec, found, err := t.Get(string(it.Key()[len(prefix):]))
+		key := string(it.Key()[len(prefixTokenLeaseNode):]) // node/token
+		rec, found, err := t.Get(key[strings.LastIndexByte(key, '/')+1:])
 		if err != nil {
 			return nil, err
 		}

@@ -20,9 +20,11 @@ type WalletRecord struct {
 	Balance     int64             `json:"balance"`
 	Outstanding map[string]int64  `json:"outstanding,omitempty"`
 	LeaseNodes  map[string]string `json:"lease_nodes,omitempty"`
-	Threshold   int64             `json:"threshold"`
-	Low         bool              `json:"low"`
-	Version     uint64            `json:"version"`
+	// LeaseExpiry: a lease not renewed by then may be released by anyone.
+	LeaseExpiry map[string]time.Time `json:"lease_expiry,omitempty"`
+	Threshold   int64                `json:"threshold"`
+	Low         bool                 `json:"low"`
+	Version     uint64               `json:"version"`
 }
 
 // TransactionRecord is one ledger entry: credits positive, debits negative.
@@ -58,7 +60,7 @@ const (
 )
 
 func (*Wallets) Name() string       { return "wallets" }
-func (*Wallets) Version() int       { return 1 }
+func (*Wallets) Version() int       { return 2 }
 func (*Wallets) Prefixes() []string { return []string{prefixWallet, prefixWalletTxn} }
 
 func (w *Wallets) AfterCommit() {
@@ -108,8 +110,12 @@ func (w *Wallets) Apply(tx *Tx, ev events.Event) error {
 			if r.Outstanding == nil {
 				r.Outstanding, r.LeaseNodes = map[string]int64{}, map[string]string{}
 			}
+			if r.LeaseExpiry == nil {
+				r.LeaseExpiry = map[string]time.Time{}
+			}
 			r.Outstanding[p.LeaseID] += p.Amount
 			r.LeaseNodes[p.LeaseID] = p.Node
+			r.LeaseExpiry[p.LeaseID] = p.ExpiresAt
 			return nil
 		})
 	case events.TypeWalletLeaseSettled:
@@ -130,6 +136,9 @@ func (w *Wallets) Apply(tx *Tx, ev events.Event) error {
 			if p.Close {
 				delete(r.Outstanding, p.LeaseID)
 				delete(r.LeaseNodes, p.LeaseID)
+				delete(r.LeaseExpiry, p.LeaseID)
+			} else if p.RenewUntil != nil && r.LeaseExpiry != nil {
+				r.LeaseExpiry[p.LeaseID] = *p.RenewUntil
 			}
 			return nil
 		})
@@ -141,6 +150,7 @@ func (w *Wallets) Apply(tx *Tx, ev events.Event) error {
 		return w.update(tx, p.AccountID, p.Environment, ev.Sequence, func(r *WalletRecord) error {
 			delete(r.Outstanding, p.LeaseID)
 			delete(r.LeaseNodes, p.LeaseID)
+			delete(r.LeaseExpiry, p.LeaseID)
 			return nil
 		})
 	case events.TypeWalletLow:
@@ -228,7 +238,8 @@ func (w *Wallets) Transactions(account, env, cursor string, limit int) (Page[Tra
 	return page, it.Error()
 }
 
-// WithLeasesOf lists the wallets in which node holds a lease.
+// WithLeasesOf lists the wallets in which node holds a lease ("" for any
+// node).
 func (w *Wallets) WithLeasesOf(node string) ([]WalletRecord, error) {
 	it, err := w.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefixWallet), UpperBound: prefixEnd([]byte(prefixWallet))})
 	if err != nil {
@@ -242,7 +253,7 @@ func (w *Wallets) WithLeasesOf(node string) ([]WalletRecord, error) {
 			return nil, err
 		}
 		for _, n := range r.LeaseNodes {
-			if n == node {
+			if n == node || node == "" {
 				out = append(out, r)
 				break
 			}

@@ -51,6 +51,8 @@ type Config struct {
 	UsageFlushInterval time.Duration
 	// UsageMaxAge is how long the usage stream keeps records. Default 30 days.
 	UsageMaxAge time.Duration
+	// Clock is the time source. Default time.Now; tests move it.
+	Clock func() time.Time
 	// KeyEncryptionKey (32 bytes) seals the secrets Tollgate must read back:
 	// webhook signing secrets. Default: <data-dir>/kek, generated on first
 	// start. The nodes of a cluster must be given the same key.
@@ -95,6 +97,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Callbacks.Logger == nil {
 		c.Callbacks.Logger = c.Logger
+	}
+	if c.Callbacks.Now == nil {
+		c.Callbacks.Now = c.Clock
 	}
 }
 

@@ -208,7 +208,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.usage = api.NewUsageRecorder(st.NC, api.UsageConfig{Node: nodeID, FlushInterval: cfg.UsageFlushInterval, Logger: cfg.Logger})
 	n.API, err = api.New(api.Deps{
 		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
-		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready,
+		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
 		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, KEK: kek,
 		CheckCallbackURL: guard.CheckURL,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
@@ -258,7 +258,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.API.RunLeaseHousekeeping(runCtx, time.Second, 30*time.Second)
+		workers.Housekeeping(runCtx, n.API, workers.HousekeepingConfig{Logger: cfg.Logger})
 	}()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	err = n.workers.Start(wctx)

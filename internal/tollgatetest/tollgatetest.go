@@ -29,6 +29,9 @@ func WithNATS(url string, replicas int) Option {
 	return func(c *node.Config) { c.NATSURL, c.StreamReplicas = url, replicas }
 }
 
+// WithClock gives the node a time source tests control.
+func WithClock(now func() time.Time) Option { return func(c *node.Config) { c.Clock = now } }
+
 // WithDataDir stores under dir (to restart a node on the same data).
 func WithDataDir(dir string) Option { return func(c *node.Config) { c.DataDir = dir } }
 
