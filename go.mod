@@ -14,6 +14,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
+	github.com/tollgate/tollgate/sdk v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -69,3 +70,7 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// The SDK is its own module (no nats-server or Pebble for its users); the
+// tests that run it against a real node live here.
+replace github.com/tollgate/tollgate/sdk => ./sdk

@@ -334,6 +334,19 @@ func (n *Node) URL() string {
 	return "http://" + n.Addr()
 }
 
+// NATSURL is where downstream subscribers reach this node's NATS: the
+// embedded server's listener, or the cluster it joined. Empty when the
+// embedded server listens on no port.
+func (n *Node) NATSURL() string {
+	if n.ns != nil {
+		if n.cfg.NATSListen == "" {
+			return ""
+		}
+		return n.ns.ClientURL()
+	}
+	return n.cfg.NATSURL
+}
+
 // NATS is the node's connection (tests use it to subscribe).
 func (n *Node) NATS() *nats.Conn { return n.nc }
 
