@@ -48,6 +48,15 @@ func (w *Workers) deliver(msg *message.Message) error {
 	if last.Sequence != job.Version {
 		return w.resume(ctx, msg, job, last)
 	}
+	// The subscription was made before the delivery was scheduled: once this
+	// node has applied the log up to the delivery, it knows the subscription
+	// (the fan-out may have run on another node).
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = w.deps.Projector.WaitFor(wctx, job.Version)
+	cancel()
+	if err != nil {
+		return err
+	}
 	sub, ok, err := w.deps.Subscriptions.Get(job.SubscriptionID)
 	if err != nil {
 		return err
