@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -10,6 +11,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tollgate/tollgate/internal/embedded"
+	"github.com/tollgate/tollgate/internal/node"
 	"github.com/tollgate/tollgate/internal/tollgatetest"
 )
 
@@ -287,7 +291,7 @@ func TestJWTAccessTokensAndKeyRotation(t *testing.T) {
 	}
 	old := list.Data[0]
 	if old.KID != kid1 || old.Status != "retired" || !old.Published || old.RetiredAt == nil || old.PublishUntil == nil ||
-		old.PublishUntil.Sub(*old.RetiredAt) != 24*time.Hour || list.Data[1].KID != kid2 {
+		old.PublishUntil.Sub(*old.RetiredAt) != 24*time.Hour+time.Minute || list.Data[1].KID != kid2 {
 		t.Fatalf("signing keys %+v", list.Data)
 	}
 }
@@ -301,4 +305,36 @@ type signingKeyOut struct {
 	CreatedAt    time.Time       `json:"created_at"`
 	RetiredAt    *time.Time      `json:"retired_at"`
 	PublishUntil *time.Time      `json:"publish_until"`
+}
+
+// Nodes of one cluster must share the key-encryption key: a node whose
+// key cannot open the signing key refuses to start. A node given none
+// keeps its own in <data-dir>/kek.
+func TestKeyEncryptionKey(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	tollgatetest.Start(t, tollgatetest.WithNATS(srv.ClientURL(), 1))
+
+	cfg := tollgatetest.Config(t, tollgatetest.WithNATS(srv.ClientURL(), 1))
+	cfg.KeyEncryptionKey = []byte("another-key-encryption-key-32byt")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := node.Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "key-encryption-key") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("a node with another KEK started: %v", err)
+	}
+
+	var dataDir string
+	single := tollgatetest.Start(t, func(c *node.Config) { c.KeyEncryptionKey, dataDir = nil, c.DataDir })
+	st, err := os.Stat(filepath.Join(dataDir, "kek"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("kek file: %v %v", st, err)
+	}
+	fetchJWKS(t, single.URL())
 }

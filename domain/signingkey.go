@@ -102,13 +102,18 @@ func (k SigningKey) Private(kek []byte) (crypto.Signer, error) {
 	return signer, nil
 }
 
+// RetiredKeyMargin covers nodes that sign with a key for a moment after
+// its retirement, until they have applied it.
+const RetiredKeyMargin = time.Minute
+
 // Retire stops k from signing at now. Tokens it signed live at most
-// [MaxAccessTokenTTL] seconds, so its public key is published that long.
+// [MaxAccessTokenTTL] seconds, so its public key is published that long
+// (plus [RetiredKeyMargin]).
 func (k SigningKey) Retire(now time.Time) (events.SigningKeyRetired, error) {
 	if !k.Active() {
 		return events.SigningKeyRetired{}, ErrConflict
 	}
-	until := now.Add(MaxAccessTokenTTL * time.Second).UTC()
+	until := now.Add(MaxAccessTokenTTL*time.Second + RetiredKeyMargin).UTC()
 	return events.SigningKeyRetired{KID: k.KID, RetiredAt: now.UTC(), PublishUntil: until}, nil
 }
 
