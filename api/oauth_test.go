@@ -250,7 +250,10 @@ func TestBasicEncoding(t *testing.T) {
 		t.Fatalf("401 after Basic without WWW-Authenticate: %v", r.Header)
 	}
 	wantToken(t, oauthPost(t, n.URL(), "/oauth2/token", form("grant_type", "client_credentials"),
-		"Authorization", basic(pct.ClientID, pct.ClientSecret)))
+		"Authorization", basic(pct.ClientID, pct.ClientSecret), "Content-Type", "application/x-www-form-urlencoded; charset=UTF-8"))
+	// The scheme is case-insensitive.
+	lower := "basic " + strings.TrimPrefix(basic(pct.ClientID, pct.ClientSecret), "Basic ")
+	wantToken(t, oauthPost(t, n.URL(), "/oauth2/token", form("grant_type", "client_credentials"), "Authorization", lower))
 }
 
 func TestTokenErrors(t *testing.T) {
@@ -320,13 +323,27 @@ func TestTokenErrors(t *testing.T) {
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" || re.Response.StatusCode != 401 {
 		t.Fatalf("x/oauth2 error: %v", err)
 	}
-	// OAuth paths answer RFC errors for routing problems too.
-	req, _ := http.NewRequest(http.MethodGet, n.URL()+"/oauth2/token", nil)
-	resp, err := http.DefaultClient.Do(req)
+	// Plain HTTP off loopback (the app's in-memory transport) is refused
+	// with an RFC error, not the management shape.
+	req, _ := http.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(string(form("grant_type", cc))))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	req.Header.Set("Authorization", auth)
+	resp, err := n.API.App.Test(req, 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if e := wantOAuthError(t, oauthReply{Status: resp.StatusCode, Header: resp.Header, Body: raw}, 400, "invalid_request"); !strings.Contains(e.Description, "HTTPS") {
+		t.Fatalf("plain HTTP: %s", raw)
+	}
+	// OAuth paths answer RFC errors for routing problems too.
+	req, _ = http.NewRequest(http.MethodGet, n.URL()+"/oauth2/token", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode < 400 || strings.Contains(string(raw), `"message"`) || !strings.Contains(string(raw), `"error_description"`) {
 		t.Fatalf("GET /oauth2/token: %d %s", resp.StatusCode, raw)
