@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fasthttp"
 
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/node"
@@ -23,7 +25,7 @@ import (
 // beside a bare Fiber handler in the same run, at oauthBenchConns
 // concurrent connections. Run with
 //
-//	go test ./api/ -run '^$' -bench OAuthRatio -benchtime 60000x
+//	go test ./api/ -run '^$' -bench OAuthRatio -benchtime 60000x [-oauth.loadgen fasthttp]
 //
 // Every issuance is one access.issued event appended to JetStream before
 // the answer; the benchmark counts the stream's messages to show it.
@@ -96,16 +98,16 @@ func startOAuthBench(b *testing.B) oauthBench {
 }
 
 // warmN opens conns keep-alive connections so connection setup is not timed.
-func warmN(b *testing.B, t benchTarget, conns int) {
+func warmN(b *testing.B, send func() error, conns int) {
 	b.Helper()
-	if _, err := loadPhaseN(t, 10*conns, conns, &latencies{}); err != nil {
+	if _, err := loadPhaseN(send, 10*conns, conns, &latencies{}); err != nil {
 		b.Fatal(err)
 	}
 }
 
-// loadPhaseN sends n requests to t from conns goroutines and returns the
-// wall time they took.
-func loadPhaseN(t benchTarget, n, conns int, lat *latencies) (time.Duration, error) {
+// loadPhaseN sends n requests from conns goroutines and returns the wall
+// time they took.
+func loadPhaseN(send func() error, n, conns int, lat *latencies) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, conns)
@@ -117,7 +119,7 @@ func loadPhaseN(t benchTarget, n, conns int, lat *latencies) (time.Duration, err
 			mine := make([]time.Duration, 0, n/conns+1)
 			for next.Add(1) <= int64(n) {
 				t0 := time.Now()
-				if err := t.get(); err != nil {
+				if err := send(); err != nil {
 					errs[w] = err
 					return
 				}
@@ -148,6 +150,42 @@ func streamMsgs(b *testing.B, n *node.Node) uint64 {
 	return info.State.Msgs
 }
 
+// oauthLoadgen picks the HTTP client that generates the load. It shares the
+// two cores with the servers, so a cheaper client leaves more CPU to them:
+// net/http costs about a quarter of all CPU in the issuance run.
+var oauthLoadgen = flag.String("oauth.loadgen", "nethttp", "load generator of BenchmarkOAuthRatio: nethttp or fasthttp")
+
+// sender returns a function that sends one request to t and checks for 200.
+func sender(b *testing.B, t benchTarget) func() error {
+	switch *oauthLoadgen {
+	case "nethttp":
+		return t.get
+	case "fasthttp":
+	default:
+		b.Fatalf("-oauth.loadgen %q: want nethttp or fasthttp", *oauthLoadgen)
+	}
+	client := &fasthttp.Client{MaxConnsPerHost: 2 * oauthBenchConns, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	b.Cleanup(client.CloseIdleConnections)
+	return func() error {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(t.url)
+		req.Header.SetMethod(t.method)
+		for k, v := range t.header {
+			req.Header.Set(k, v[0])
+		}
+		req.SetBody(t.body)
+		if err := client.Do(req, resp); err != nil {
+			return err
+		}
+		if resp.StatusCode() != fasthttp.StatusOK {
+			return fmt.Errorf("%s %s: status %d", t.method, t.url, resp.StatusCode())
+		}
+		return nil
+	}
+}
+
 // BenchmarkOAuthRatio measures client_credentials issuance (client_secret_basic,
 // opaque tokens) and introspection (client_secret_basic caller), each beside
 // a bare Fiber form handler answering a body of the same size, in
@@ -160,33 +198,35 @@ func BenchmarkOAuthRatio(b *testing.B) {
 	bareIssue.body, bareIn.body = ob.issue.body, ob.introspec.body
 	bareIssue.header = http.Header{"Content-Type": []string{"application/x-www-form-urlencoded"}}
 	bareIn.header = bareIssue.header
-	for _, t := range []benchTarget{bareIssue, bareIn, ob.issue, ob.introspec} {
-		warmN(b, t, oauthBenchConns)
+	send := map[string]func() error{}
+	for name, t := range map[string]benchTarget{"bare issue": bareIssue, "bare introspect": bareIn, "issue": ob.issue, "introspect": ob.introspec} {
+		send[name] = sender(b, t)
+		warmN(b, send[name], oauthBenchConns)
 	}
-	b.Logf("answers: token %d bytes, introspection %d bytes", len(ob.token), len(ob.in))
+	b.Logf("load generator %s; answers: token %d bytes, introspection %d bytes", *oauthLoadgen, len(ob.token), len(ob.in))
 	b.Run(fmt.Sprintf("issue/conns=%d", oauthBenchConns), func(b *testing.B) {
 		before := streamMsgs(b, ob.node)
-		issued := sideBySideN(b, bareIssue, ob.issue, "issue")
+		issued := sideBySideN(b, send["bare issue"], send["issue"], "issue")
 		b.ReportMetric(float64(streamMsgs(b, ob.node)-before)/float64(issued), "appended")
 	})
 	b.Run(fmt.Sprintf("introspect/conns=%d", oauthBenchConns), func(b *testing.B) {
-		sideBySideN(b, bareIn, ob.introspec, "introspect")
+		sideBySideN(b, send["bare introspect"], send["introspect"], "introspect")
 	})
 }
 
 // sideBySideN is sideBySide at oauthBenchConns connections; it returns how
 // many requests went to other.
-func sideBySideN(b *testing.B, bare, other benchTarget, label string) int {
+func sideBySideN(b *testing.B, bare, other func() error, label string) int {
 	perPhase := (b.N + ratioPhases - 1) / ratioPhases
 	var bareTime, otherTime time.Duration
 	var bareLat, otherLat latencies
 	b.ResetTimer()
 	for phase := 0; phase < ratioPhases; phase++ {
-		t, lat, total := bare, &bareLat, &bareTime
+		send, lat, total := bare, &bareLat, &bareTime
 		if phase%2 == 1 {
-			t, lat, total = other, &otherLat, &otherTime
+			send, lat, total = other, &otherLat, &otherTime
 		}
-		took, err := loadPhaseN(t, perPhase, oauthBenchConns, lat)
+		took, err := loadPhaseN(send, perPhase, oauthBenchConns, lat)
 		if err != nil {
 			b.Fatal(err)
 		}
