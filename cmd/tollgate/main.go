@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,7 +66,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var proxies, logLevel string
+	var proxies, logLevel, kek string
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "data directory (<data-dir>/nats, <data-dir>/projections)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "join an existing NATS server or cluster (comma-separated URLs) instead of the embedded one")
@@ -76,6 +77,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated IPs and CIDRs of trusted reverse proxies")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth issuer URL (default http://<listen>)")
+	fs.StringVar(&kek, "key-encryption-key", "", "base64 of the 32-byte key that seals private signing keys; every node of a cluster needs the same one (default: generated once in <data-dir>/kek, single node only)")
+	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", 10, "failed OAuth client authentications per minute per client_id and per IP before 429")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", 250*time.Millisecond, "how often usage records are published; a crash loses at most this much usage")
 	fs.DurationVar(&cfg.UsageMaxAge, "usage-retention", 30*24*time.Hour, "how long the usage stream keeps records")
@@ -104,6 +107,11 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	var err error
 	if cfg.TrustedProxies, err = node.ParsePrefixes(proxies); err != nil {
 		return cfg, err
+	}
+	if kek != "" {
+		if cfg.KeyEncryptionKey, err = base64.StdEncoding.DecodeString(strings.TrimSpace(kek)); err != nil {
+			return cfg, fmt.Errorf("--key-encryption-key: not base64: %w", err)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

@@ -34,8 +34,14 @@ type Config struct {
 	TLSCert, TLSKey string
 	// TrustedProxies may forward plain HTTP.
 	TrustedProxies []netip.Prefix
-	// Issuer is the OAuth issuer URL. Default http://<listen>.
+	// Issuer is the OAuth issuer URL. Default http://<listen> (with the
+	// port the listener got when listen names port 0).
 	Issuer string
+	// KeyEncryptionKey (32 bytes) seals the private signing keys in the
+	// event log. Every node of a cluster must have the same one. Empty: the
+	// node keeps its own in <data-dir>/kek, created on first start (fine for
+	// a single node only).
+	KeyEncryptionKey []byte
 	// MemoryProjections keeps Pebble in memory (tests).
 	MemoryProjections bool
 	// Logger. Default slog.Default().
@@ -44,6 +50,10 @@ type Config struct {
 	Out io.Writer
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout time.Duration
+	// AuthFailureLimit is how many failed client authentications per minute
+	// one client_id or one IP may have on a node before the OAuth endpoints
+	// answer it 429. Default 10.
+	AuthFailureLimit int
 	// UsageFlushInterval is how often usage records are published (the most
 	// a crash can lose). Default 250ms.
 	UsageFlushInterval time.Duration
@@ -101,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Issuer, "http://") && !strings.HasPrefix(c.Issuer, "https://") {
 		bad("issuer must be an http:// or https:// URL")
+	}
+	if len(c.KeyEncryptionKey) != 0 && len(c.KeyEncryptionKey) != 32 {
+		bad("key-encryption key must be 32 bytes (base64 in --key-encryption-key), not %d", len(c.KeyEncryptionKey))
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	fence     *api.ClusterFence
 	usage     *api.UsageRecorder
 	stopUsage context.CancelFunc
 	usageDone chan struct{}
@@ -62,11 +64,14 @@ type Storage struct {
 	Wallets  *projections.Wallets
 	Stats    *projections.Stats
 	Clients  *projections.Clients
+	Access   *projections.Access
+	// SigningKeys holds the keys that sign JWT access tokens.
+	SigningKeys *projections.SigningKeys
 }
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
-	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets}
+	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets, s.Access, s.SigningKeys}
 }
 
 // OpenStorage connects to (or starts) NATS, ensures the stream and opens Pebble.
@@ -123,6 +128,8 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	s.Wallets = projections.NewWallets(s.DB)
 	s.Stats = projections.NewStats(s.DB)
 	s.Clients = projections.NewClients(s.DB)
+	s.Access = projections.NewAccess(s.DB)
+	s.SigningKeys = projections.NewSigningKeys(s.DB)
 	ok = true
 	return s, nil
 }
@@ -149,6 +156,9 @@ func (s *Storage) Close() {
 
 // Start runs a node until Close.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
+	// An issuer derived from a listen address with port 0 follows the port
+	// the listener gets.
+	issuerFollowsPort := cfg.Issuer == "" && strings.HasSuffix(cfg.Listen, ":0")
 	cfg.setDefaults()
 	st, err := OpenStorage(ctx, cfg)
 	if err != nil {
@@ -171,15 +181,35 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	assertions, err := api.EnsureAssertionStore(ctx, st.JS, cfg.StreamReplicas)
+	if err != nil {
+		return fail(err)
+	}
 	nodeID, err := loadNodeID(cfg.DataDir)
 	if err != nil {
 		return fail(err)
 	}
+	kek := cfg.KeyEncryptionKey
+	if len(kek) == 0 {
+		if kek, err = loadKEK(cfg.DataDir); err != nil {
+			return fail(err)
+		}
+	}
+	if n.fence, err = api.StartClusterFence(st.NC, nodeID, n.Projector, cfg.Logger); err != nil {
+		return fail(err)
+	}
+	fail = func(err error) (*Node, error) {
+		n.fence.Close()
+		st.Close()
+		return nil, err
+	}
 	n.usage = api.NewUsageRecorder(st.NC, api.UsageConfig{Node: nodeID, FlushInterval: cfg.UsageFlushInterval, Logger: cfg.Logger})
 	n.API, err = api.New(api.Deps{
 		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
-		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
-	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
+		Clients: st.Clients, Access: st.Access, SigningKeys: st.SigningKeys, Idempotency: idem, Assertions: assertions, Fence: n.fence,
+		Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
+	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID, Issuer: cfg.Issuer, KeyEncryptionKey: kek,
+		AuthFailureLimit: cfg.AuthFailureLimit})
 	if err != nil {
 		return fail(err)
 	}
@@ -211,11 +241,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	err = n.API.EnsureDefaultScopes(sctx)
 	if err == nil {
+		if err = n.API.EnsureSigningKey(sctx); err != nil {
+			err = fmt.Errorf("signing key: %w", err)
+		}
+	}
+	if err == nil {
 		err = errors.Join(n.API.ReleaseOwnWalletLeases(sctx), n.API.ReleaseOwnTokenLeases(sctx))
 	}
 	scancel()
 	if err != nil {
-		return abort(fmt.Errorf("scope catalog: %w", err))
+		return abort(fmt.Errorf("startup: %w", err))
 	}
 	n.wg.Add(1)
 	go func() {
@@ -239,6 +274,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return abort(fmt.Errorf("load TLS key pair: %w", err))
 		}
 		n.ln = tls.NewListener(n.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if issuerFollowsPort {
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		cfg.Issuer = scheme + "://" + n.ln.Addr().String()
+		n.cfg.Issuer = cfg.Issuer
+		n.API.SetIssuer(cfg.Issuer)
 	}
 	n.wg.Add(1)
 	go func() {
@@ -307,6 +351,7 @@ func (n *Node) Close() error {
 		}
 		n.stopUsage() // flushes what is buffered
 		<-n.usageDone
+		n.fence.Close()
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
@@ -332,6 +377,29 @@ func loadNodeID(dataDir string) (string, error) {
 	return id, os.WriteFile(path, []byte(id+"\n"), 0o600)
 }
 
+// loadKEK reads this node's key-encryption key from the data dir, creating
+// it on first start. That suits a single node; the nodes of a cluster must
+// share one key, given with --key-encryption-key.
+func loadKEK(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "kek")
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		kek, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+		if derr != nil || len(kek) != domain.KEKSize {
+			return nil, fmt.Errorf("%s: not a base64 %d-byte key", path, domain.KEKSize)
+		}
+		return kek, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	kek := make([]byte, domain.KEKSize)
+	if _, err := rand.Read(kek); err != nil {
+		return nil, err
+	}
+	return kek, os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(kek)+"\n"), 0o600)
+}
+
 // UsageProjectorConfig is the projector of the usage stream (statistics).
 func UsageProjectorConfig(cfg Config) projections.Config {
 	return projections.Config{Name: "usage", Stream: events.UsageStream, Decode: projections.DecodeUsageBatch, Logger: cfg.Logger}
@@ -349,6 +417,7 @@ func (n *Node) Crash() {
 		_ = n.ln.Close()
 		n.stopUsage()
 		<-n.usageDone
+		n.fence.Close()
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, DB: n.db}).Close()
