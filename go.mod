@@ -15,6 +15,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
 	github.com/tollgate/tollgate/sdk v0.0.0-00010101000000-000000000000
+	golang.org/x/oauth2 v0.37.0
 )
 
 require (

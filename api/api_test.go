@@ -66,7 +66,11 @@ func TestAuthContract(t *testing.T) {
 	})
 
 	t.Run("missing or bad key is 401 with the exact body", func(t *testing.T) {
-		bad := acc.APIKey.Token[:len(acc.APIKey.Token)-1] + "x" // checksum breaks
+		last := "x"
+		if strings.HasSuffix(acc.APIKey.Token, "x") {
+			last = "y"
+		}
+		bad := acc.APIKey.Token[:len(acc.APIKey.Token)-1] + last // checksum breaks
 		forged := "tg_live_" + strings.Repeat("A", 54)
 		for name, key := range map[string]string{"none": "", "garbage": "hello", "checksum": bad, "forged": forged,
 			"root prefix": tollgatetest.RootKey[:20]} {

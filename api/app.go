@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -33,17 +35,25 @@ type Deps struct {
 	// Stats is fed by the usage stream's own projector.
 	Stats   *projections.Stats
 	Clients *projections.Clients
+	// Access holds OAuth access tokens; SigningKeys the keys that sign JWT
+	// access tokens.
+	Access      *projections.Access
+	SigningKeys *projections.SigningKeys
+	Idempotency *IdempotencyStore
 	// Subscriptions, Deliveries and Errors are the webhook read models and
 	// the integration errors.
 	Subscriptions *projections.Subscriptions
 	Deliveries    *projections.Deliveries
 	Errors        *projections.Errors
-	// KEK seals webhook signing secrets (AES-256-GCM, 32 bytes).
-	KEK []byte
 	// CheckCallbackURL refuses callback URLs that resolve to addresses
 	// Tollgate must not call (the workers' SSRF guard).
 	CheckCallbackURL func(ctx context.Context, url string) error
-	Idempotency      *IdempotencyStore
+	// Assertions remembers used private_key_jwt assertions across the
+	// cluster; nil disables private_key_jwt.
+	Assertions *AssertionStore
+	// Fence makes OAuth revocations wait for every live node; nil answers
+	// once this node has applied them.
+	Fence *ClusterFence
 	// Usage records verifies and API requests; nil records nothing.
 	Usage *UsageRecorder
 	// Ready reports nil when the node can serve (NATS connected, projections
@@ -70,6 +80,16 @@ type Config struct {
 	WriteTimeout time.Duration
 	// NodeID names this node in quota leases. Default "node".
 	NodeID string
+	// Issuer is the OAuth issuer URL, without a trailing slash. Default
+	// http://127.0.0.1:8080.
+	Issuer string
+	// KeyEncryptionKey (32 bytes) seals the private signing keys in the
+	// event log. Every node of a cluster needs the same one. Required.
+	KeyEncryptionKey []byte
+	// AuthFailureLimit is how many failed client authentications per minute
+	// one client_id or one IP may have before the OAuth endpoints answer it
+	// 429. Default 10.
+	AuthFailureLimit int
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +102,13 @@ func (c *Config) setDefaults() {
 	if c.NodeID == "" {
 		c.NodeID = "node"
 	}
+	if c.Issuer == "" {
+		c.Issuer = "http://127.0.0.1:8080"
+	}
+	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
+	if c.AuthFailureLimit <= 0 {
+		c.AuthFailureLimit = 10
+	}
 }
 
 // API holds the handlers' shared state and the Fiber app serving them.
@@ -91,6 +118,13 @@ type API struct {
 	unknown    *negativeCache
 	quota      *quotaManager
 	rates      *rateLimiter
+	// OAuth: grants by grant_type, client authentication methods, the
+	// failed-authentication throttle, the opened signing key.
+	grants       map[string]tokenGrant
+	clientAuth   []clientAuthMethod
+	authFailures *rateLimiter
+	ring         keyRing
+	issuerURL    atomic.Pointer[string]
 	// App is the Fiber app; serve it with App.Listener.
 	App     *fiber.App
 	cfg     Config
@@ -101,9 +135,12 @@ type API struct {
 func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
 	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
-		deps.Clients == nil || deps.Subscriptions == nil || deps.Deliveries == nil || deps.Errors == nil || len(deps.KEK) == 0 ||
-		deps.CheckCallbackURL == nil {
-		return nil, errors.New("api: Store, Projector, every projection, the KEK and CheckCallbackURL are required")
+		deps.Clients == nil || deps.Access == nil || deps.SigningKeys == nil || deps.Subscriptions == nil || deps.Deliveries == nil ||
+		deps.Errors == nil || deps.CheckCallbackURL == nil {
+		return nil, errors.New("api: Store, Projector, every projection and CheckCallbackURL are required")
+	}
+	if len(cfg.KeyEncryptionKey) != domain.KEKSize {
+		return nil, fmt.Errorf("api: the key-encryption key must be %d bytes, not %d", domain.KEKSize, len(cfg.KeyEncryptionKey))
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -121,8 +158,11 @@ func New(deps Deps, cfg Config) (*API, error) {
 		deps.Ready = func() error { return nil }
 	}
 	a := &API{Deps: deps, cfg: cfg, requestIDs: newRequestIDs(deps.Rand), unknown: newNegativeCache(100_000, 5*time.Second),
-		rates: newRateLimiter()}
+		rates: newRateLimiter(), authFailures: newRateLimiter()}
 	a.quota = newQuotaManager(a, cfg.NodeID)
+	a.grants = map[string]tokenGrant{domain.GrantClientCredentials: clientCredentialsGrant{a: a}}
+	a.clientAuth = a.clientAuthMethods()
+	a.SetIssuer(cfg.Issuer)
 	m, err := newHTTPMetrics(deps.Registry, deps.Projector)
 	if err != nil {
 		return nil, err
@@ -195,6 +235,17 @@ func (a *API) routes(app *fiber.App) {
 	app.Delete("/clients/:id", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.deleteClient)
 	app.Post("/clients/:id/secret", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.rotateClientSecret)
 
+	// OAuth 2.0: canonical paths under /oauth2/, aliases /oauth/ and /v1/oauth/.
+	for _, prefix := range oauthPrefixes {
+		app.Post(prefix+"/token", a.token)
+		app.Post(prefix+"/introspect", a.introspect)
+		app.Post(prefix+"/revoke", a.revokeAccess)
+	}
+	app.Get("/.well-known/oauth-authorization-server", a.discovery)
+	app.Get("/.well-known/jwks.json", a.jwks)
+	app.Get("/signing-keys", a.auth, a.listSigningKeys)
+	app.Post("/signing-keys/rotate", a.auth, a.idempotent, a.rotateSigningKey)
+
 	app.Post("/subscriptions", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.createSubscription)
 	app.Get("/subscriptions", a.auth, need(domain.ScopeSubscriptionsRead), a.listSubscriptions)
 	app.Get("/subscriptions/:id", a.auth, need(domain.ScopeSubscriptionsRead), a.getSubscription)
@@ -205,6 +256,15 @@ func (a *API) routes(app *fiber.App) {
 	app.Post("/callbacks/:id/retry", a.auth, need(domain.ScopeCallbacksWrite), a.idempotent, a.retryCallback)
 	app.Get("/errors", a.auth, need(domain.ScopeErrorsRead), a.listErrors)
 }
+
+// SetIssuer changes the issuer URL; a node whose listen port is chosen at
+// start (":0") sets it once the port is known, before serving.
+func (a *API) SetIssuer(issuer string) {
+	issuer = strings.TrimSuffix(issuer, "/")
+	a.issuerURL.Store(&issuer)
+}
+
+func (a *API) issuer() string { return *a.issuerURL.Load() }
 
 // writeCtx bounds a write's NATS round trips and projection wait.
 func (a *API) writeCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {

@@ -56,6 +56,12 @@ func unavailable(cause error) *Error {
 // errorHandler turns any error a handler returns into the JSON error body.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
+		if oe := oauthErrorOf(c, err); oe != nil {
+			if oe.status >= 500 {
+				log.Error("oauth request failed", "method", c.Method(), "path", c.Path(), "request_id", requestID(c), "err", err)
+			}
+			return oe.write(c)
+		}
 		e := toAPIError(err)
 		if requestID(c) == "" {
 			// Errors raised before any middleware ran (an oversized body).

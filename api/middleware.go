@@ -168,6 +168,15 @@ func presentedKey(c *fiber.Ctx) string {
 // the key's IP whitelist or past its request quota 403, a caller over its
 // rate limit 429.
 func (a *API) auth(c *fiber.Ctx) error {
+	if err := a.authenticate(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// authenticate is auth without passing on: on success the principal is
+// set on the request.
+func (a *API) authenticate(c *fiber.Ctx) error {
 	key := presentedKey(c)
 	if key == "" || len(key) > 512 {
 		return errUnauthorized
@@ -201,7 +210,7 @@ func (a *API) auth(c *fiber.Ctx) error {
 		TokenID: rec.ID, AccountID: rec.AccountID, Environment: rec.Environment, Scopes: rec.Scopes, secret: key,
 		record: rec,
 	})
-	return c.Next()
+	return nil
 }
 
 // setRateHeaders sends the IETF RateLimit header fields.

@@ -92,3 +92,28 @@ func (s *rateShard) evictLocked(now time.Time) {
 		}
 	}
 }
+
+// exceeded reports, without counting anything, whether key has used up
+// limit in the sliding window: what a throttle checks before it lets a
+// request try.
+func (r *rateLimiter) exceeded(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
+	window := time.Duration(windowSecs) * time.Second
+	s := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.windows[key]
+	if w == nil || w.window != window {
+		return false, rateState{Limit: limit, Remaining: limit, Reset: windowSecs, Window: windowSecs}
+	}
+	start, cur, prev := w.start, w.cur, w.prev
+	switch elapsed := now.Sub(start); {
+	case elapsed >= 2*window:
+		start, cur, prev = now.Truncate(window), 0, 0
+	case elapsed >= window:
+		start, prev, cur = start.Add(window), cur, 0
+	}
+	frac := 1 - float64(now.Sub(start))/float64(window)
+	used := cur + int64(math.Ceil(float64(prev)*frac))
+	reset := max(int64(math.Ceil(start.Add(window).Sub(now).Seconds())), 1)
+	return used >= limit, rateState{Limit: limit, Remaining: max(limit-used, 0), Reset: reset, Window: windowSecs}
+}

@@ -59,7 +59,7 @@ func (a *API) newSealedSecret(x cmdCtx, subscriptionID string) (string, events.S
 	if err != nil {
 		return "", events.SealedSecret{}, err
 	}
-	sealed, err := domain.SealSecret(a.KEK, subscriptionID, secret, x.rand)
+	sealed, err := domain.SealSecret(a.cfg.KeyEncryptionKey, subscriptionID, secret, x.rand)
 	return secret, sealed, err
 }
 

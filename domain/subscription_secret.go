@@ -21,9 +21,6 @@ const WebhookSecretPrefix = "whsec_"
 // specification asks for 24 to 64 bytes.
 const webhookSecretBytes = 32
 
-// KEKSize is the length of a key-encryption key (AES-256).
-const KEKSize = 32
-
 // Errors of sealed secrets.
 var (
 	// ErrWrongKEK: the secret was sealed under another key-encryption key.

@@ -112,6 +112,9 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 		t.touched = append(t.touched, p.ID)
 		return tx.Set(tokenByAccountKey(p.AccountID, p.Environment, ev.Sequence), []byte(p.ID))
 	case events.TypeTokenRevoked:
+		if ev.AggregateType != events.AggregateToken {
+			return nil // an OAuth access token's (see Access)
+		}
 		p, err := events.Decode[events.TokenRevoked](ev)
 		if err != nil {
 			return err

@@ -65,7 +65,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var proxies, logLevel string
+	var proxies, logLevel, kek string
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "data directory (<data-dir>/nats, <data-dir>/projections)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "join an existing NATS server or cluster (comma-separated URLs) instead of the embedded one")
@@ -76,13 +76,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated IPs and CIDRs of trusted reverse proxies")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth issuer URL (default http://<listen>)")
+	fs.StringVar(&kek, "key-encryption-key", "", "base64 of the 32-byte key that seals private signing keys and webhook signing secrets; every node of a cluster needs the same one (default: generated once in <data-dir>/kek, single node only)")
+	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", 10, "failed OAuth client authentications per minute per client_id and per IP before 429")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", 250*time.Millisecond, "how often usage records are published; a crash loses at most this much usage")
 	fs.DurationVar(&cfg.UsageMaxAge, "usage-retention", 30*24*time.Hour, "how long the usage stream keeps records")
-	var backoff, kek string
+	var backoff string
 	fs.BoolVar(&cfg.Callbacks.AllowLoopback, "callbacks-allow-loopback", false, "allow callback URLs that resolve to loopback (development and tests)")
 	fs.StringVar(&backoff, "callback-backoff", "", "comma-separated delays between callback attempts, e.g. 1s,2s,4s (default 5s … 12h over about a day, 10 attempts)")
-	fs.StringVar(&kek, "key-encryption-key", "", "base64 of 32 bytes sealing webhook signing secrets (default: <data-dir>/kek, generated; a cluster's nodes need the same)")
 
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {

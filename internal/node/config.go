@@ -36,8 +36,14 @@ type Config struct {
 	TLSCert, TLSKey string
 	// TrustedProxies may forward plain HTTP.
 	TrustedProxies []netip.Prefix
-	// Issuer is the OAuth issuer URL. Default http://<listen>.
+	// Issuer is the OAuth issuer URL. Default http://<listen> (with the
+	// port the listener got when listen names port 0).
 	Issuer string
+	// KeyEncryptionKey (32 bytes) seals the private signing keys and the
+	// webhook signing secrets in the event log. Every node of a cluster must
+	// have the same one. Empty: the node keeps its own in <data-dir>/kek,
+	// created on first start (fine for a single node only).
+	KeyEncryptionKey []byte
 	// MemoryProjections keeps Pebble in memory (tests).
 	MemoryProjections bool
 	// Logger. Default slog.Default().
@@ -46,6 +52,10 @@ type Config struct {
 	Out io.Writer
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout time.Duration
+	// AuthFailureLimit is how many failed client authentications per minute
+	// one client_id or one IP may have on a node before the OAuth endpoints
+	// answer it 429. Default 10.
+	AuthFailureLimit int
 	// UsageFlushInterval is how often usage records are published (the most
 	// a crash can lose). Default 250ms.
 	UsageFlushInterval time.Duration
@@ -53,10 +63,6 @@ type Config struct {
 	UsageMaxAge time.Duration
 	// Clock is the time source. Default time.Now; tests move it.
 	Clock func() time.Time
-	// KeyEncryptionKey (32 bytes) seals the secrets Tollgate must read back:
-	// webhook signing secrets. Default: <data-dir>/kek, generated on first
-	// start. The nodes of a cluster must be given the same key.
-	KeyEncryptionKey []byte
 	// Callbacks configures webhook delivery; --callbacks-allow-loopback and
 	// --callback-backoff set AllowLoopback and Backoff. Replicas and Logger
 	// default to the node's.
@@ -121,8 +127,8 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.Issuer, "http://") && !strings.HasPrefix(c.Issuer, "https://") {
 		bad("issuer must be an http:// or https:// URL")
 	}
-	if c.KeyEncryptionKey != nil && len(c.KeyEncryptionKey) != kekSize {
-		bad("the key-encryption key must be %d bytes", kekSize)
+	if len(c.KeyEncryptionKey) != 0 && len(c.KeyEncryptionKey) != 32 {
+		bad("key-encryption key must be 32 bytes (base64 in --key-encryption-key), not %d", len(c.KeyEncryptionKey))
 	}
 	errs = append(errs, c.Callbacks.Validate())
 	return errors.Join(errs...)

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tollgate/tollgate/domain"
 )
 
 // kekSize is the length of the key-encryption key (AES-256).
-const kekSize = 32
+const kekSize = domain.KEKSize
 
 // loadKEK returns the key-encryption key that seals secrets Tollgate must
 // be able to read back (webhook signing secrets): the configured one, else

@@ -42,6 +42,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	fence     *api.ClusterFence
 	usage     *api.UsageRecorder
 	workers   *workers.Workers
 	stopUsage context.CancelFunc
@@ -63,6 +64,9 @@ type Storage struct {
 	Wallets  *projections.Wallets
 	Stats    *projections.Stats
 	Clients  *projections.Clients
+	Access   *projections.Access
+	// SigningKeys holds the keys that sign JWT access tokens.
+	SigningKeys *projections.SigningKeys
 	// Subscriptions and Deliveries are the webhook read models; Errors reads
 	// the integration errors of both streams.
 	Subscriptions *projections.Subscriptions
@@ -72,7 +76,7 @@ type Storage struct {
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
-	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets,
+	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets, s.Access, s.SigningKeys,
 		s.Subscriptions, s.Deliveries, projections.DeliveryErrors{}}
 }
 
@@ -145,6 +149,8 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	s.Wallets = projections.NewWallets(s.DB)
 	s.Stats = projections.NewStats(s.DB)
 	s.Clients = projections.NewClients(s.DB)
+	s.Access = projections.NewAccess(s.DB)
+	s.SigningKeys = projections.NewSigningKeys(s.DB)
 	s.Subscriptions = projections.NewSubscriptions(s.DB)
 	s.Deliveries = projections.NewDeliveries(s.DB)
 	s.Errors = projections.NewErrors(s.DB)
@@ -174,6 +180,9 @@ func (s *Storage) Close() {
 
 // Start runs a node until Close.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
+	// An issuer derived from a listen address with port 0 follows the port
+	// the listener gets.
+	issuerFollowsPort := cfg.Issuer == "" && strings.HasSuffix(cfg.Listen, ":0")
 	cfg.setDefaults()
 	st, err := OpenStorage(ctx, cfg)
 	if err != nil {
@@ -201,17 +210,30 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	assertions, err := api.EnsureAssertionStore(ctx, st.JS, cfg.StreamReplicas)
+	if err != nil {
+		return fail(err)
+	}
 	nodeID, err := loadNodeID(cfg.DataDir)
 	if err != nil {
 		return fail(err)
 	}
+	if n.fence, err = api.StartClusterFence(st.NC, nodeID, n.Projector, cfg.Logger); err != nil {
+		return fail(err)
+	}
+	fail = func(err error) (*Node, error) {
+		n.fence.Close()
+		st.Close()
+		return nil, err
+	}
 	n.usage = api.NewUsageRecorder(st.NC, api.UsageConfig{Node: nodeID, FlushInterval: cfg.UsageFlushInterval, Logger: cfg.Logger})
 	n.API, err = api.New(api.Deps{
 		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
-		Clients: st.Clients, Idempotency: idem, Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
-		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, KEK: kek,
-		CheckCallbackURL: guard.CheckURL,
-	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID})
+		Clients: st.Clients, Access: st.Access, SigningKeys: st.SigningKeys, Idempotency: idem, Assertions: assertions, Fence: n.fence,
+		Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
+		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, CheckCallbackURL: guard.CheckURL,
+	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID, Issuer: cfg.Issuer, KeyEncryptionKey: kek,
+		AuthFailureLimit: cfg.AuthFailureLimit})
 	if err != nil {
 		return fail(err)
 	}
@@ -249,11 +271,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	err = n.API.EnsureDefaultScopes(sctx)
 	if err == nil {
+		if err = n.API.EnsureSigningKey(sctx); err != nil {
+			err = fmt.Errorf("signing key: %w", err)
+		}
+	}
+	if err == nil {
 		err = errors.Join(n.API.ReleaseOwnWalletLeases(sctx), n.API.ReleaseOwnTokenLeases(sctx))
 	}
 	scancel()
 	if err != nil {
-		return abort(fmt.Errorf("scope catalog: %w", err))
+		return abort(fmt.Errorf("startup: %w", err))
 	}
 	n.wg.Add(1)
 	go func() {
@@ -283,6 +310,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return abort(fmt.Errorf("load TLS key pair: %w", err))
 		}
 		n.ln = tls.NewListener(n.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if issuerFollowsPort {
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		cfg.Issuer = scheme + "://" + n.ln.Addr().String()
+		n.cfg.Issuer = cfg.Issuer
+		n.API.SetIssuer(cfg.Issuer)
 	}
 	n.wg.Add(1)
 	go func() {
@@ -368,6 +404,7 @@ func (n *Node) Close() error {
 		if err := n.workers.Close(ctx); err != nil {
 			n.cfg.Logger.Warn("callback workers did not stop cleanly", "err", err)
 		}
+		n.fence.Close()
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, NC: n.nc, DB: n.db}).Close()
@@ -411,6 +448,7 @@ func (n *Node) Crash() {
 		_ = n.ln.Close()
 		n.stopUsage()
 		<-n.usageDone
+		n.fence.Close()
 		n.cancel()
 		n.wg.Wait()
 		(&Storage{NS: n.ns, DB: n.db}).Close()

@@ -21,6 +21,10 @@ import (
 // RootKey is the root API key of every test node (verbatim, not tg_ form).
 const RootKey = "test-root-key-0123456789-abcdefghijklmnop"
 
+// KeyEncryptionKey is the key-encryption key of every test node: nodes of
+// one cluster must share theirs.
+var KeyEncryptionKey = []byte("tollgate-test-key-encryption-key")
+
 // Option adjusts a test node's configuration.
 type Option func(*node.Config)
 
@@ -31,6 +35,13 @@ func WithNATS(url string, replicas int) Option {
 
 // WithClock gives the node a time source tests control.
 func WithClock(now func() time.Time) Option { return func(c *node.Config) { c.Clock = now } }
+
+// WithIssuer sets the OAuth issuer, which the nodes of one cluster share.
+func WithIssuer(issuer string) Option { return func(c *node.Config) { c.Issuer = issuer } }
+
+// WithAuthFailureLimit sets how many failed client authentications per
+// minute a client_id or IP may have (default 10).
+func WithAuthFailureLimit(n int) Option { return func(c *node.Config) { c.AuthFailureLimit = n } }
 
 // WithDataDir stores under dir (to restart a node on the same data).
 func WithDataDir(dir string) Option { return func(c *node.Config) { c.DataDir = dir } }
@@ -48,7 +59,9 @@ func Config(t testing.TB, opts ...Option) node.Config {
 		Listen:     "127.0.0.1:0",
 		NATSListen: "",
 		RootKey:    RootKey,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// A copy: a test may change its node's key without touching others'.
+		KeyEncryptionKey: append([]byte(nil), KeyEncryptionKey...),
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if os.Getenv("TOLLGATE_TEST_LOG") != "" { // debugging: the node's log on stderr
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -1,0 +1,57 @@
+package api
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// serverMetadata is RFC 8414 authorization server metadata. It lists what
+// works today and nothing else: the client_credentials grant, its client
+// authentication methods and algorithms, introspection and revocation.
+type serverMetadata struct {
+	Issuer                               string   `json:"issuer"`
+	TokenEndpoint                        string   `json:"token_endpoint"`
+	JWKSURI                              string   `json:"jwks_uri"`
+	IntrospectionEndpoint                string   `json:"introspection_endpoint"`
+	RevocationEndpoint                   string   `json:"revocation_endpoint"`
+	ScopesSupported                      []string `json:"scopes_supported"`
+	ResponseTypesSupported               []string `json:"response_types_supported"`
+	GrantTypesSupported                  []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethods             []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs         []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthMethods     []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationEndpointAuthMethods        []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+}
+
+// discovery is GET /.well-known/oauth-authorization-server.
+func (a *API) discovery(c *fiber.Ctx) error {
+	scopes, err := a.catalogScopeNames()
+	if err != nil {
+		return err
+	}
+	if scopes == nil {
+		scopes = []string{}
+	}
+	iss := a.issuer()
+	methods := credentialMethods(a.clientAuth)
+	var algs []string
+	if a.Assertions != nil {
+		for _, alg := range assertionAlgorithms {
+			algs = append(algs, string(alg))
+		}
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
+	return c.JSON(serverMetadata{
+		Issuer: iss, TokenEndpoint: iss + "/oauth2/token", JWKSURI: iss + "/.well-known/jwks.json",
+		IntrospectionEndpoint: iss + "/oauth2/introspect", RevocationEndpoint: iss + "/oauth2/revoke",
+		ScopesSupported: scopes, ResponseTypesSupported: []string{},
+		GrantTypesSupported:      slices.Sorted(maps.Keys(a.grants)),
+		TokenEndpointAuthMethods: methods, TokenEndpointAuthSigningAlgs: algs,
+		IntrospectionEndpointAuthMethods: methods, IntrospectionEndpointAuthSigningAlgs: algs,
+		RevocationEndpointAuthMethods: methods, RevocationEndpointAuthSigningAlgs: algs,
+	})
+}
