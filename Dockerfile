@@ -27,6 +27,8 @@ ENV CGO_ENABLED=0 \
 
 # Dependencies first, so source edits do not invalidate the module download layer.
 COPY go.mod go.sum ./
+# The SDK module is replaced by its directory (go.mod): its go.mod comes too.
+COPY sdk/go.mod sdk/go.sum ./sdk/
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 

@@ -40,6 +40,14 @@ type Deps struct {
 	Access      *projections.Access
 	SigningKeys *projections.SigningKeys
 	Idempotency *IdempotencyStore
+	// Subscriptions, Deliveries and Errors are the webhook read models and
+	// the integration errors.
+	Subscriptions *projections.Subscriptions
+	Deliveries    *projections.Deliveries
+	Errors        *projections.Errors
+	// CheckCallbackURL refuses callback URLs that resolve to addresses
+	// Tollgate must not call (the workers' SSRF guard).
+	CheckCallbackURL func(ctx context.Context, url string) error
 	// Assertions remembers used private_key_jwt assertions across the
 	// cluster; nil disables private_key_jwt.
 	Assertions *AssertionStore
@@ -127,8 +135,9 @@ type API struct {
 func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
 	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
-		deps.Clients == nil || deps.Access == nil || deps.SigningKeys == nil {
-		return nil, errors.New("api: Store, Projector, Accounts, Tokens, Scopes, Wallets, Stats, Clients, Access and SigningKeys are required")
+		deps.Clients == nil || deps.Access == nil || deps.SigningKeys == nil || deps.Subscriptions == nil || deps.Deliveries == nil ||
+		deps.Errors == nil || deps.CheckCallbackURL == nil {
+		return nil, errors.New("api: Store, Projector, every projection and CheckCallbackURL are required")
 	}
 	if len(cfg.KeyEncryptionKey) != domain.KEKSize {
 		return nil, fmt.Errorf("api: the key-encryption key must be %d bytes, not %d", domain.KEKSize, len(cfg.KeyEncryptionKey))
@@ -236,6 +245,16 @@ func (a *API) routes(app *fiber.App) {
 	app.Get("/.well-known/jwks.json", a.jwks)
 	app.Get("/signing-keys", a.auth, a.listSigningKeys)
 	app.Post("/signing-keys/rotate", a.auth, a.idempotent, a.rotateSigningKey)
+
+	app.Post("/subscriptions", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.createSubscription)
+	app.Get("/subscriptions", a.auth, need(domain.ScopeSubscriptionsRead), a.listSubscriptions)
+	app.Get("/subscriptions/:id", a.auth, need(domain.ScopeSubscriptionsRead), a.getSubscription)
+	app.Delete("/subscriptions/:id", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.deleteSubscription)
+	app.Post("/subscriptions/:id/secret", a.auth, need(domain.ScopeSubscriptionsWrite), a.idempotent, a.rotateSubscriptionSecret)
+
+	app.Get("/callbacks", a.auth, need(domain.ScopeCallbacksRead), a.listCallbacks)
+	app.Post("/callbacks/:id/retry", a.auth, need(domain.ScopeCallbacksWrite), a.idempotent, a.retryCallback)
+	app.Get("/errors", a.auth, need(domain.ScopeErrorsRead), a.listErrors)
 }
 
 // SetIssuer changes the issuer URL; a node whose listen port is chosen at

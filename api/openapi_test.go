@@ -314,6 +314,8 @@ func init() {
 		"GET /wallet", "PATCH /wallet", "GET /wallet/transactions", "POST /wallet/credits", "GET /stats",
 		"POST /clients", "GET /clients", "GET /clients/{id}", "PATCH /clients/{id}", "DELETE /clients/{id}",
 		"POST /clients/{id}/secret",
+		"POST /subscriptions", "GET /subscriptions", "GET /subscriptions/{id}", "DELETE /subscriptions/{id}",
+		"POST /subscriptions/{id}/secret", "GET /callbacks", "POST /callbacks/{id}/retry", "GET /errors",
 	} {
 		oaNotExercised[op+" 500"] = "internal errors are not provoked"
 	}
@@ -351,6 +353,7 @@ func oaAuthOps() []oaOp {
 		{"DELETE", "/clients/" + client, nil},
 		{"POST", "/clients/" + client + "/secret", nil},
 	}
+	ops = append(ops, oaWebhookOps()...)
 	for _, p := range []string{"/tokens", "/keys"} {
 		ops = append(ops,
 			oaOp{"POST", p, map[string]any{"name": "x", "scopes": []string{"domains:read"}}},
@@ -1650,6 +1653,8 @@ func TestOpenAPI(t *testing.T) {
 		s.send(t, 200, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 8}, oaAPIKey(root), idem)
 		s.send(t, 409, true, "PATCH", "/scopes/rockets:launch", map[string]any{"price": 9}, oaAPIKey(root), idem)
 	})
+
+	t.Run("webhooks", func(t *testing.T) { oaWebhooks(t, s, acmeKey, reader.Token, rootAccount) })
 
 	// Tollgate's own API applies the presenting key's limits.
 	t.Run("key limits", func(t *testing.T) {

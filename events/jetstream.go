@@ -234,9 +234,48 @@ func (s *JetStreamStore) sequencesOf(ctx context.Context, changes []Change) ([]u
 
 // LastSequence asks the stream for the sequence of the aggregate's last event.
 func (s *JetStreamStore) LastSequence(ctx context.Context, aggregateType, aggregateID string) (uint64, error) {
+	msg, err := s.lastMsg(ctx, aggregateType, aggregateID)
+	if err != nil || msg == nil {
+		return 0, err
+	}
+	return msg.Sequence, nil
+}
+
+// LastEvent reads the aggregate's last event; found is false when it has none.
+func (s *JetStreamStore) LastEvent(ctx context.Context, aggregateType, aggregateID string) (ev Event, found bool, err error) {
+	msg, err := s.lastMsg(ctx, aggregateType, aggregateID)
+	if err != nil || msg == nil {
+		return Event{}, false, err
+	}
+	ev, err = Unmarshal(msg.Data, msg.Sequence)
+	return ev, err == nil, err
+}
+
+// EventAt reads the event stored at sequence seq.
+func (s *JetStreamStore) EventAt(ctx context.Context, seq uint64) (Event, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	var seq uint64
+	var ev Event
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		str, err := s.handle(ctx)
+		if err != nil {
+			return err
+		}
+		msg, err := str.GetMsg(ctx, seq)
+		if err != nil {
+			return err
+		}
+		ev, err = Unmarshal(msg.Data, msg.Sequence)
+		return err
+	})
+	return ev, err
+}
+
+// lastMsg is the aggregate's last stored message, nil when it has none.
+func (s *JetStreamStore) lastMsg(ctx context.Context, aggregateType, aggregateID string) (*jetstream.RawStreamMsg, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	var last *jetstream.RawStreamMsg
 	err := retryTransient(ctx, func(ctx context.Context) error {
 		str, err := s.handle(ctx)
 		if err != nil {
@@ -245,15 +284,15 @@ func (s *JetStreamStore) LastSequence(ctx context.Context, aggregateType, aggreg
 		msg, err := str.GetLastMsgForSubject(ctx, AggregateSubjects(aggregateType, aggregateID))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
-			seq = 0
+			last = nil
 			return nil
 		case err != nil:
 			return err
 		}
-		seq = msg.Sequence
+		last = msg
 		return nil
 	})
-	return seq, err
+	return last, err
 }
 
 // retryTransient runs op until it succeeds, fails for good, or ctx ends.

@@ -1,5 +1,3 @@
-// Package workers runs Tollgate's background work: lease housekeeping now,
-// callback delivery next.
 package workers
 
 import (

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,14 +76,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated IPs and CIDRs of trusted reverse proxies")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth issuer URL (default http://<listen>)")
-	fs.StringVar(&kek, "key-encryption-key", "", "base64 of the 32-byte key that seals private signing keys; every node of a cluster needs the same one (default: generated once in <data-dir>/kek, single node only)")
+	fs.StringVar(&kek, "key-encryption-key", "", "base64 of the 32-byte key that seals private signing keys and webhook signing secrets; every node of a cluster needs the same one (default: generated once in <data-dir>/kek, single node only)")
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", 10, "failed OAuth client authentications per minute per client_id and per IP before 429")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", 250*time.Millisecond, "how often usage records are published; a crash loses at most this much usage")
 	fs.DurationVar(&cfg.UsageMaxAge, "usage-retention", 30*24*time.Hour, "how long the usage stream keeps records")
-	// Reserved for the callback workers; accepted now so scripts stay valid.
-	fs.Bool("callbacks-allow-loopback", false, "allow callback URLs on loopback (development)")
-	fs.String("callback-backoff", "", "comma-separated callback retry delays, e.g. 1s,2s,4s")
+	var backoff string
+	fs.BoolVar(&cfg.Callbacks.AllowLoopback, "callbacks-allow-loopback", false, "allow callback URLs that resolve to loopback (development and tests)")
+	fs.StringVar(&backoff, "callback-backoff", "", "comma-separated delays between callback attempts, e.g. 1s,2s,4s (default 5s … 12h over about a day, 10 attempts)")
 
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -108,9 +107,12 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	if cfg.TrustedProxies, err = node.ParsePrefixes(proxies); err != nil {
 		return cfg, err
 	}
+	if cfg.Callbacks.Backoff, err = node.ParseBackoff(backoff); err != nil {
+		return cfg, fmt.Errorf("--callback-backoff: %w", err)
+	}
 	if kek != "" {
-		if cfg.KeyEncryptionKey, err = base64.StdEncoding.DecodeString(strings.TrimSpace(kek)); err != nil {
-			return cfg, fmt.Errorf("--key-encryption-key: not base64: %w", err)
+		if cfg.KeyEncryptionKey, err = node.ParseKEK(kek); err != nil {
+			return cfg, fmt.Errorf("--key-encryption-key: %w", err)
 		}
 	}
 	var level slog.Level

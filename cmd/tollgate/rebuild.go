@@ -30,7 +30,7 @@ func rebuild(ctx context.Context, cfg node.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	usageP, err := projections.NewProjector(st.DB, node.UsageProjectorConfig(cfg), st.Stats)
+	usageP, err := projections.NewProjector(st.DB, node.UsageProjectorConfig(cfg), st.UsageProjections()...)
 	if err != nil {
 		return err
 	}

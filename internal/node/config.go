@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/workers"
 )
 
 // Config configures a node. Zero fields take their defaults.
@@ -37,10 +39,10 @@ type Config struct {
 	// Issuer is the OAuth issuer URL. Default http://<listen> (with the
 	// port the listener got when listen names port 0).
 	Issuer string
-	// KeyEncryptionKey (32 bytes) seals the private signing keys in the
-	// event log. Every node of a cluster must have the same one. Empty: the
-	// node keeps its own in <data-dir>/kek, created on first start (fine for
-	// a single node only).
+	// KeyEncryptionKey (32 bytes) seals the private signing keys and the
+	// webhook signing secrets in the event log. Every node of a cluster must
+	// have the same one. Empty: the node keeps its own in <data-dir>/kek,
+	// created on first start (fine for a single node only).
 	KeyEncryptionKey []byte
 	// MemoryProjections keeps Pebble in memory (tests).
 	MemoryProjections bool
@@ -61,6 +63,10 @@ type Config struct {
 	UsageMaxAge time.Duration
 	// Clock is the time source. Default time.Now; tests move it.
 	Clock func() time.Time
+	// Callbacks configures webhook delivery; --callbacks-allow-loopback and
+	// --callback-backoff set AllowLoopback and Backoff. Replicas and Logger
+	// default to the node's.
+	Callbacks workers.Config
 }
 
 // ErrInvalidConfig wraps every configuration problem.
@@ -92,6 +98,15 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.Callbacks.Replicas == 0 {
+		c.Callbacks.Replicas = c.StreamReplicas
+	}
+	if c.Callbacks.Logger == nil {
+		c.Callbacks.Logger = c.Logger
+	}
+	if c.Callbacks.Now == nil {
+		c.Callbacks.Now = c.Clock
+	}
 }
 
 // Validate reports every problem at once.
@@ -115,7 +130,26 @@ func (c Config) Validate() error {
 	if len(c.KeyEncryptionKey) != 0 && len(c.KeyEncryptionKey) != 32 {
 		bad("key-encryption key must be 32 bytes (base64 in --key-encryption-key), not %d", len(c.KeyEncryptionKey))
 	}
+	errs = append(errs, c.Callbacks.Validate())
 	return errors.Join(errs...)
+}
+
+// ParseBackoff reads comma-separated delays ("1s,2s,4s") for
+// --callback-backoff.
+func ParseBackoff(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: callback backoff %q is not a positive duration", ErrInvalidConfig, part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // ParsePrefixes reads comma-separated IPs and CIDRs.

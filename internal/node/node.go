@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +44,7 @@ type Node struct {
 
 	fence     *api.ClusterFence
 	usage     *api.UsageRecorder
+	workers   *workers.Workers
 	stopUsage context.CancelFunc
 	usageDone chan struct{}
 	stopOnce  sync.Once
@@ -67,11 +67,32 @@ type Storage struct {
 	Access   *projections.Access
 	// SigningKeys holds the keys that sign JWT access tokens.
 	SigningKeys *projections.SigningKeys
+	// Subscriptions and Deliveries are the webhook read models; Errors reads
+	// the integration errors of both streams.
+	Subscriptions *projections.Subscriptions
+	Deliveries    *projections.Deliveries
+	Errors        *projections.Errors
 }
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
-	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets, s.Access, s.SigningKeys}
+	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets, s.Access, s.SigningKeys,
+		s.Subscriptions, s.Deliveries, projections.DeliveryErrors{}}
+}
+
+// UsageProjections lists every projection of the usage stream.
+func (s *Storage) UsageProjections() []projections.Projection {
+	return []projections.Projection{s.Stats, projections.UsageErrors{}}
+}
+
+// connect opens another connection to the node's NATS.
+func (s *Storage) connect(cfg Config) func(name string) (*nats.Conn, error) {
+	return func(name string) (*nats.Conn, error) {
+		if s.NS != nil {
+			return s.NS.Connect(name)
+		}
+		return nats.Connect(cfg.NATSURL, nats.Name(name), nats.MaxReconnects(-1))
+	}
 }
 
 // OpenStorage connects to (or starts) NATS, ensures the stream and opens Pebble.
@@ -130,6 +151,9 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	s.Clients = projections.NewClients(s.DB)
 	s.Access = projections.NewAccess(s.DB)
 	s.SigningKeys = projections.NewSigningKeys(s.DB)
+	s.Subscriptions = projections.NewSubscriptions(s.DB)
+	s.Deliveries = projections.NewDeliveries(s.DB)
+	s.Errors = projections.NewErrors(s.DB)
 	ok = true
 	return s, nil
 }
@@ -173,10 +197,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	n.UsageProjector, err = projections.NewProjector(st.DB, UsageProjectorConfig(cfg), st.Stats)
+	n.UsageProjector, err = projections.NewProjector(st.DB, UsageProjectorConfig(cfg), st.UsageProjections()...)
 	if err != nil {
 		return fail(err)
 	}
+	kek, err := loadKEK(cfg.DataDir, cfg.KeyEncryptionKey)
+	if err != nil {
+		return fail(err)
+	}
+	guard := workers.Guard{AllowLoopback: cfg.Callbacks.AllowLoopback}
 	idem, err := api.EnsureIdempotencyStore(ctx, st.JS, cfg.StreamReplicas)
 	if err != nil {
 		return fail(err)
@@ -188,12 +217,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	nodeID, err := loadNodeID(cfg.DataDir)
 	if err != nil {
 		return fail(err)
-	}
-	kek := cfg.KeyEncryptionKey
-	if len(kek) == 0 {
-		if kek, err = loadKEK(cfg.DataDir); err != nil {
-			return fail(err)
-		}
 	}
 	if n.fence, err = api.StartClusterFence(st.NC, nodeID, n.Projector, cfg.Logger); err != nil {
 		return fail(err)
@@ -208,8 +231,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Store: st.Store, Projector: n.Projector, Accounts: st.Accounts, Tokens: st.Tokens, Scopes: st.Scopes, Wallets: st.Wallets, Stats: st.Stats,
 		Clients: st.Clients, Access: st.Access, SigningKeys: st.SigningKeys, Idempotency: idem, Assertions: assertions, Fence: n.fence,
 		Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
+		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, CheckCallbackURL: guard.CheckURL,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID, Issuer: cfg.Issuer, KeyEncryptionKey: kek,
 		AuthFailureLimit: cfg.AuthFailureLimit})
+	if err != nil {
+		return fail(err)
+	}
+	n.workers, err = workers.New(workers.Deps{Connect: st.connect(cfg), JS: st.JS, NC: st.NC, Store: st.Store,
+		Projector: n.Projector, Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, KEK: kek}, cfg.Callbacks)
 	if err != nil {
 		return fail(err)
 	}
@@ -218,6 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	usageCtx, stopUsage := context.WithCancel(context.Background())
 	n.cancel, n.stopUsage, n.usageDone = cancel, stopUsage, make(chan struct{})
 	abort := func(err error) (*Node, error) {
+		n.workers.Abort()
 		stopUsage()
 		<-n.usageDone
 		cancel()
@@ -257,6 +287,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		workers.Housekeeping(runCtx, n.API, workers.HousekeepingConfig{Logger: cfg.Logger})
 	}()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = n.workers.Start(wctx)
+	wcancel()
+	if err != nil {
+		return abort(fmt.Errorf("callback workers: %w", err))
+	}
 	switch {
 	case res.Key != "":
 		fmt.Fprintf(cfg.Out, "root api key: %s\n", res.Key)
@@ -334,6 +370,19 @@ func (n *Node) URL() string {
 	return "http://" + n.Addr()
 }
 
+// NATSURL is where downstream subscribers reach this node's NATS: the
+// embedded server's listener, or the cluster it joined. Empty when the
+// embedded server listens on no port.
+func (n *Node) NATSURL() string {
+	if n.ns != nil {
+		if n.cfg.NATSListen == "" {
+			return ""
+		}
+		return n.ns.ClientURL()
+	}
+	return n.cfg.NATSURL
+}
+
 // NATS is the node's connection (tests use it to subscribe).
 func (n *Node) NATS() *nats.Conn { return n.nc }
 
@@ -351,6 +400,10 @@ func (n *Node) Close() error {
 		}
 		n.stopUsage() // flushes what is buffered
 		<-n.usageDone
+		// Attempts under way finish within what is left of the timeout.
+		if err := n.workers.Close(ctx); err != nil {
+			n.cfg.Logger.Warn("callback workers did not stop cleanly", "err", err)
+		}
 		n.fence.Close()
 		n.cancel()
 		n.wg.Wait()
@@ -377,29 +430,6 @@ func loadNodeID(dataDir string) (string, error) {
 	return id, os.WriteFile(path, []byte(id+"\n"), 0o600)
 }
 
-// loadKEK reads this node's key-encryption key from the data dir, creating
-// it on first start. That suits a single node; the nodes of a cluster must
-// share one key, given with --key-encryption-key.
-func loadKEK(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, "kek")
-	raw, err := os.ReadFile(path)
-	if err == nil {
-		kek, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
-		if derr != nil || len(kek) != domain.KEKSize {
-			return nil, fmt.Errorf("%s: not a base64 %d-byte key", path, domain.KEKSize)
-		}
-		return kek, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	kek := make([]byte, domain.KEKSize)
-	if _, err := rand.Read(kek); err != nil {
-		return nil, err
-	}
-	return kek, os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(kek)+"\n"), 0o600)
-}
-
 // UsageProjectorConfig is the projector of the usage stream (statistics).
 func UsageProjectorConfig(cfg Config) projections.Config {
 	return projections.Config{Name: "usage", Stream: events.UsageStream, Decode: projections.DecodeUsageBatch, Logger: cfg.Logger}
@@ -411,6 +441,7 @@ func UsageProjectorConfig(cfg Config) projections.Config {
 func (n *Node) Crash() {
 	n.stopOnce.Do(func() {
 		n.nc.Close()
+		n.workers.Abort()
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
 		_ = n.API.App.ShutdownWithContext(ctx)

@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/node"
+	"github.com/tollgate/tollgate/workers"
 )
 
 // RootKey is the root API key of every test node (verbatim, not tg_ form).
@@ -44,6 +46,12 @@ func WithAuthFailureLimit(n int) Option { return func(c *node.Config) { c.AuthFa
 // WithDataDir stores under dir (to restart a node on the same data).
 func WithDataDir(dir string) Option { return func(c *node.Config) { c.DataDir = dir } }
 
+// WithCallbacks adjusts the callback workers: tests turn loopback on and
+// shorten delays.
+func WithCallbacks(adjust func(*workers.Config)) Option {
+	return func(c *node.Config) { adjust(&c.Callbacks) }
+}
+
 // Config returns the configuration a test node starts with.
 func Config(t testing.TB, opts ...Option) node.Config {
 	cfg := node.Config{
@@ -54,6 +62,9 @@ func Config(t testing.TB, opts ...Option) node.Config {
 		// A copy: a test may change its node's key without touching others'.
 		KeyEncryptionKey: append([]byte(nil), KeyEncryptionKey...),
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if os.Getenv("TOLLGATE_TEST_LOG") != "" { // debugging: the node's log on stderr
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	for _, o := range opts {
 		o(&cfg)
