@@ -97,13 +97,5 @@ func (a *Access) Apply(tx *Tx, ev events.Event) error {
 // Get returns the access token with id. The record's slices are shared with
 // the cache: callers must not modify them.
 func (a *Access) Get(id string) (AccessRecord, bool, error) {
-	r, ok, epoch := a.cache.get(id)
-	if ok {
-		return r, true, nil
-	}
-	ok, err := getJSON(a.db, []byte(prefixAccess+id), &r)
-	if ok && err == nil {
-		a.cache.fill(id, r, epoch)
-	}
-	return r, ok, err
+	return a.cache.load(a.db, []byte(prefixAccess+id), id)
 }

@@ -77,15 +77,7 @@ func (a *Accounts) Apply(tx *Tx, ev events.Event) error {
 
 // Get returns the account with id.
 func (a *Accounts) Get(id string) (AccountRecord, bool, error) {
-	r, ok, epoch := a.cache.get(id)
-	if ok {
-		return r, true, nil
-	}
-	ok, err := getJSON(a.db, []byte(prefixAccount+id), &r)
-	if ok && err == nil {
-		a.cache.fill(id, r, epoch)
-	}
-	return r, ok, err
+	return a.cache.load(a.db, []byte(prefixAccount+id), id)
 }
 
 // RootAccountID is the id of the bootstrapped root account, "" before bootstrap.

@@ -50,6 +50,20 @@ func (c *recordCache[T]) fill(id string, v T, epoch uint64) {
 	c.items[strings.Clone(id)] = v
 }
 
+// load returns the record under id, from the cache or else from db at key
+// (filling the cache).
+func (c *recordCache[T]) load(db kvGetter, key []byte, id string) (T, bool, error) {
+	r, ok, epoch := c.get(id)
+	if ok {
+		return r, true, nil
+	}
+	ok, err := getJSON(db, key, &r)
+	if ok && err == nil {
+		c.fill(id, r, epoch)
+	}
+	return r, ok, err
+}
+
 func (c *recordCache[T]) invalidate(ids []string) {
 	if len(ids) == 0 {
 		return

@@ -1,10 +1,7 @@
 package projections
 
 import (
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -209,15 +206,7 @@ func (c *Clients) update(tx *Tx, id string, seq uint64, change func(*ClientRecor
 // Get returns the client with internal id id, deleted or not. The record's
 // slices are shared with the cache: callers must not modify them.
 func (c *Clients) Get(id string) (ClientRecord, bool, error) {
-	r, ok, epoch := c.cache.get(id)
-	if ok {
-		return r, true, nil
-	}
-	ok, err := getJSON(c.db, clientKey(id), &r)
-	if ok && err == nil {
-		c.cache.fill(id, r, epoch)
-	}
-	return r, ok, err
+	return c.cache.load(c.db, clientKey(id), id)
 }
 
 // Claim returns the claim on clientID, held or released.
@@ -247,38 +236,9 @@ func (c *Clients) ByClientID(clientID string) (ClientRecord, bool, error) {
 	return rec, true, nil
 }
 
-// ListByAccount lists an account's live clients of one environment in
-// creation order, starting after cursor.
+// ListByAccount lists an account's clients of one environment in creation
+// order, starting after cursor; deleted clients are left out.
 func (c *Clients) ListByAccount(account, env, cursor string, limit int) (Page[ClientRecord], error) {
-	limit = max(limit, 1)
-	prefix := []byte(prefixClientAccount + account + "/" + env + "/")
-	lower := prefix
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(raw) != 8 || binary.BigEndian.Uint64(raw) == math.MaxUint64 {
-			return Page[ClientRecord]{}, ErrBadCursor
-		}
-		lower = append(append([]byte(nil), prefix...), u64(binary.BigEndian.Uint64(raw)+1)...)
-	}
-	it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return Page[ClientRecord]{}, err
-	}
-	defer it.Close()
-	page := Page[ClientRecord]{Items: []ClientRecord{}}
-	for ok := it.First(); ok; ok = it.Next() {
-		rec, found, err := c.Get(string(it.Value()))
-		if err != nil {
-			return page, err
-		}
-		if !found || rec.DeletedAt != nil {
-			continue
-		}
-		if len(page.Items) == limit {
-			page.NextCursor = base64.RawURLEncoding.EncodeToString(u64(page.Items[limit-1].Seq))
-			break
-		}
-		page.Items = append(page.Items, rec)
-	}
-	return page, it.Error()
+	return listInOrder(c.db, []byte(prefixClientAccount+account+"/"+env+"/"), cursor, limit, c.Get,
+		func(r ClientRecord) uint64 { return r.Seq }, func(r ClientRecord) bool { return r.DeletedAt == nil })
 }

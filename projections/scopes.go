@@ -124,15 +124,7 @@ func (s *Scopes) put(tx *Tx, rec ScopeRecord) error {
 // Get returns the scope called name. The record's slices are shared with
 // the cache: callers must not modify them.
 func (s *Scopes) Get(name string) (ScopeRecord, bool, error) {
-	r, ok, epoch := s.cache.get(name)
-	if ok {
-		return r, true, nil
-	}
-	ok, err := getJSON(s.db, scopeKey(name), &r)
-	if ok && err == nil {
-		s.cache.fill(name, r, epoch)
-	}
-	return r, ok, err
+	return s.cache.load(s.db, scopeKey(name), name)
 }
 
 // List returns scopes in name order after cursor, only those of domain when

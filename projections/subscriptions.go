@@ -1,9 +1,6 @@
 package projections
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -212,15 +209,7 @@ func (s *Subscriptions) update(tx *Tx, id string, seq *uint64, change func(*Subs
 // Get returns the subscription with id, deleted ones included. The
 // record's slices are shared with the cache: callers must not modify them.
 func (s *Subscriptions) Get(id string) (SubscriptionRecord, bool, error) {
-	r, ok, epoch := s.cache.get(id)
-	if ok {
-		return r, true, nil
-	}
-	ok, err := getJSON(s.db, subscriptionKey(id), &r)
-	if ok && err == nil {
-		s.cache.fill(id, r, epoch)
-	}
-	return r, ok, err
+	return s.cache.load(s.db, subscriptionKey(id), id)
 }
 
 // Matching lists the ids of the account's active subscriptions in env that
@@ -242,35 +231,6 @@ func (s *Subscriptions) Matching(account, env, eventType string) ([]string, erro
 // ListByAccount lists an account's subscriptions of one environment in
 // creation order, starting after cursor.
 func (s *Subscriptions) ListByAccount(account, env, cursor string, limit int) (Page[SubscriptionRecord], error) {
-	limit = max(limit, 1)
-	prefix := []byte(prefixSubscriptionAccount + account + "/" + env + "/")
-	lower := prefix
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(raw) != 8 || binary.BigEndian.Uint64(raw) == math.MaxUint64 {
-			return Page[SubscriptionRecord]{}, ErrBadCursor
-		}
-		lower = append(append([]byte(nil), prefix...), u64(binary.BigEndian.Uint64(raw)+1)...)
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return Page[SubscriptionRecord]{}, err
-	}
-	defer it.Close()
-	var page Page[SubscriptionRecord]
-	for ok := it.First(); ok; ok = it.Next() {
-		rec, found, err := s.Get(string(it.Value()))
-		if err != nil {
-			return page, err
-		}
-		if !found {
-			continue
-		}
-		if len(page.Items) == limit {
-			page.NextCursor = base64.RawURLEncoding.EncodeToString(u64(page.Items[limit-1].Seq))
-			break
-		}
-		page.Items = append(page.Items, rec)
-	}
-	return page, it.Error()
+	return listInOrder(s.db, []byte(prefixSubscriptionAccount+account+"/"+env+"/"), cursor, limit, s.Get,
+		func(r SubscriptionRecord) uint64 { return r.Seq }, nil)
 }

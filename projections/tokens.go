@@ -1,10 +1,6 @@
 package projections
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
-	"math"
 	"strings"
 	"time"
 
@@ -208,60 +204,14 @@ func (t *Tokens) update(tx *Tx, id string, seq uint64, change func(*TokenRecord)
 // Get returns the token with id. The record's slices are shared with the
 // cache: callers must not modify them.
 func (t *Tokens) Get(id string) (TokenRecord, bool, error) {
-	r, ok, epoch := t.cache.get(id)
-	if ok {
-		return r, true, nil
-	}
-	ok, err := getJSON(t.db, []byte(prefixToken+id), &r)
-	if ok && err == nil {
-		t.cache.fill(id, r, epoch)
-	}
-	return r, ok, err
-}
-
-// ErrBadCursor is returned for a cursor this projection did not hand out.
-var ErrBadCursor = errors.New("invalid cursor")
-
-// Page is one page of a listing.
-type Page[T any] struct {
-	Items      []T
-	NextCursor string
+	return t.cache.load(t.db, []byte(prefixToken+id), id)
 }
 
 // ListByAccount lists an account's tokens of one environment in creation
 // order, starting after cursor.
 func (t *Tokens) ListByAccount(account, env, cursor string, limit int, keep func(TokenRecord) bool) (Page[TokenRecord], error) {
-	limit = max(limit, 1)
-	prefix := []byte(prefixTokenAccount + account + "/" + env + "/")
-	lower := prefix
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(raw) != 8 || binary.BigEndian.Uint64(raw) == math.MaxUint64 {
-			return Page[TokenRecord]{}, ErrBadCursor
-		}
-		lower = append(append([]byte(nil), prefix...), u64(binary.BigEndian.Uint64(raw)+1)...)
-	}
-	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return Page[TokenRecord]{}, err
-	}
-	defer it.Close()
-	var page Page[TokenRecord]
-	for ok := it.First(); ok; ok = it.Next() {
-		rec, found, err := t.Get(string(it.Value()))
-		if err != nil {
-			return page, err
-		}
-		if !found || (keep != nil && !keep(rec)) {
-			continue
-		}
-		if len(page.Items) == limit {
-			page.NextCursor = base64.RawURLEncoding.EncodeToString(u64(page.Items[limit-1].Seq))
-			break
-		}
-		page.Items = append(page.Items, rec)
-	}
-	return page, it.Error()
+	return listInOrder(t.db, []byte(prefixTokenAccount+account+"/"+env+"/"), cursor, limit, t.Get,
+		func(r TokenRecord) uint64 { return r.Seq }, keep)
 }
 
 // WithLeasesOf lists the tokens in which node holds a quota lease ("" for

@@ -4,8 +4,9 @@ import (
 	"encoding/base64"
 	"fmt"
 
-	json "github.com/goccy/go-json"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/cockroachdb/pebble"
 
