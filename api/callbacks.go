@@ -74,20 +74,7 @@ func (a *API) listCallbacks(c *fiber.Ctx) error {
 		}
 	}
 	page, err := a.Deliveries.List(account, env, f, c.Query("cursor"), limit)
-	if errors.Is(err, projections.ErrBadCursor) {
-		return invalidRequest("cursor is not valid")
-	}
-	if err != nil {
-		return err
-	}
-	out := listResponse[deliveryView]{Data: make([]deliveryView, 0, len(page.Items))}
-	for _, r := range page.Items {
-		out.Data = append(out.Data, viewDelivery(r))
-	}
-	if page.NextCursor != "" {
-		out.NextCursor = &page.NextCursor
-	}
-	return c.JSON(out)
+	return sendPage(c, page, err, viewDelivery)
 }
 
 // retryCallback asks for one more attempt of a delivery, now. It answers

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -387,19 +386,6 @@ func (a *API) listClients(c *fiber.Ctx) error {
 		return err
 	}
 	page, err := a.Clients.ListByAccount(account, principal(c).Environment, c.Query("cursor"), limit)
-	if errors.Is(err, projections.ErrBadCursor) {
-		return invalidRequest("cursor is not valid")
-	}
-	if err != nil {
-		return err
-	}
 	now := a.now(c)
-	out := listResponse[clientView]{Data: make([]clientView, 0, len(page.Items))}
-	for _, r := range page.Items {
-		out.Data = append(out.Data, viewClient(r, now))
-	}
-	if page.NextCursor != "" {
-		out.NextCursor = &page.NextCursor
-	}
-	return c.JSON(out)
+	return sendPage(c, page, err, func(r projections.ClientRecord) clientView { return viewClient(r, now) })
 }

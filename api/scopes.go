@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -103,20 +102,7 @@ func (a *API) listScopes(c *fiber.Ctx) error {
 		return err
 	}
 	page, err := a.Scopes.List(dom, c.Query("cursor"), limit)
-	if errors.Is(err, projections.ErrBadCursor) {
-		return invalidRequest("cursor is not valid")
-	}
-	if err != nil {
-		return err
-	}
-	out := listResponse[scopeView]{Data: make([]scopeView, 0, len(page.Items))}
-	for _, r := range page.Items {
-		out.Data = append(out.Data, viewScope(r))
-	}
-	if page.NextCursor != "" {
-		out.NextCursor = &page.NextCursor
-	}
-	return c.JSON(out)
+	return sendPage(c, page, err, func(r projections.ScopeRecord) scopeView { return viewScope(r) })
 }
 
 func (a *API) getScope(c *fiber.Ctx) error {

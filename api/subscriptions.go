@@ -168,21 +168,8 @@ func (a *API) listSubscriptions(c *fiber.Ctx) error {
 		return err
 	}
 	page, err := a.Subscriptions.ListByAccount(account, principal(c).Environment, c.Query("cursor"), limit)
-	if errors.Is(err, projections.ErrBadCursor) {
-		return invalidRequest("cursor is not valid")
-	}
-	if err != nil {
-		return err
-	}
 	now := a.now(c)
-	out := listResponse[subscriptionView]{Data: make([]subscriptionView, 0, len(page.Items))}
-	for _, r := range page.Items {
-		out.Data = append(out.Data, viewSubscription(r, now))
-	}
-	if page.NextCursor != "" {
-		out.NextCursor = &page.NextCursor
-	}
-	return c.JSON(out)
+	return sendPage(c, page, err, func(r projections.SubscriptionRecord) subscriptionView { return viewSubscription(r, now) })
 }
 
 // changeSubscription appends what decide makes of the current record,

@@ -227,20 +227,7 @@ func (a *API) listTokens(c *fiber.Ctx) error {
 	page, err := a.Tokens.ListByAccount(account, env, c.Query("cursor"), limit, func(r projections.TokenRecord) bool {
 		return (status == "" || tokenOf(r).Status(now) == status) && strings.HasPrefix(r.Name, namePrefix)
 	})
-	if errors.Is(err, projections.ErrBadCursor) {
-		return invalidRequest("cursor is not valid")
-	}
-	if err != nil {
-		return err
-	}
-	out := listResponse[tokenView]{Data: make([]tokenView, 0, len(page.Items))}
-	for _, r := range page.Items {
-		out.Data = append(out.Data, a.viewToken(r, now))
-	}
-	if page.NextCursor != "" {
-		out.NextCursor = &page.NextCursor
-	}
-	return c.JSON(out)
+	return sendPage(c, page, err, func(r projections.TokenRecord) tokenView { return a.viewToken(r, now) })
 }
 
 func (a *API) revokeToken(c *fiber.Ctx) error {
@@ -286,6 +273,25 @@ func (a *API) revoke(c *fiber.Ctx, rec projections.TokenRecord, reason string) e
 type listResponse[T any] struct {
 	Data       []T     `json:"data"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// sendPage answers a listing: each record through view, and the cursor of
+// the next page (null on the last).
+func sendPage[R, V any](c *fiber.Ctx, page projections.Page[R], err error, view func(R) V) error {
+	if errors.Is(err, projections.ErrBadCursor) {
+		return invalidRequest("cursor is not valid")
+	}
+	if err != nil {
+		return err
+	}
+	out := listResponse[V]{Data: make([]V, 0, len(page.Items))}
+	for _, r := range page.Items {
+		out.Data = append(out.Data, view(r))
+	}
+	if page.NextCursor != "" {
+		out.NextCursor = &page.NextCursor
+	}
+	return c.JSON(out)
 }
 
 func pageLimit(c *fiber.Ctx) (int, error) {

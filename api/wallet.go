@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -66,25 +65,14 @@ func (a *API) listTransactions(c *fiber.Ctx) error {
 		return err
 	}
 	page, err := a.Wallets.Transactions(account, env, c.Query("cursor"), limit)
-	if errors.Is(err, projections.ErrBadCursor) {
-		return invalidRequest("cursor is not valid")
-	}
-	if err != nil {
-		return err
-	}
-	out := listResponse[transactionView]{Data: make([]transactionView, 0, len(page.Items))}
-	for _, t := range page.Items {
+	return sendPage(c, page, err, func(t projections.TransactionRecord) transactionView {
 		v := transactionView{ID: t.ID, Amount: t.Amount, BalanceAfter: t.BalanceAfter, Reason: t.Reason, CreatedAt: t.CreatedAt}
 		if t.TokenID != "" {
 			id := t.TokenID
 			v.TokenID = &id
 		}
-		out.Data = append(out.Data, v)
-	}
-	if page.NextCursor != "" {
-		out.NextCursor = &page.NextCursor
-	}
-	return c.JSON(out)
+		return v
+	})
 }
 
 type creditRequest struct {
