@@ -50,6 +50,9 @@ func (a *API) viewToken(r projections.TokenRecord, now time.Time) tokenView {
 	t := tokenOf(r)
 	var own events.Quota
 	lastUsed := r.LastUsedAt
+	if at, ok, err := a.Stats.LastUsed(r.ID); err == nil && ok && (lastUsed == nil || at.After(*lastUsed)) {
+		lastUsed = &at
+	}
 	if l := a.quota.peek(r.ID); l != nil {
 		own = l.left
 		if !l.lastUsed.IsZero() && (lastUsed == nil || l.lastUsed.After(*lastUsed)) {

@@ -502,3 +502,28 @@ func TestRevocationReachesSubscribers(t *testing.T) {
 		t.Fatal("no revocation event on " + events.RevocationSubjects)
 	}
 }
+
+// last_used_at follows every token: from the usage stream for tokens
+// without limits, from lease settlements for the others.
+func TestLastUsedAt(t *testing.T) {
+	t.Parallel()
+	n := tollgatetest.Start(t)
+	tn := newTenant(t, n.URL())
+	used, unused := tn.token(t, map[string]any{}), tn.token(t, map[string]any{})
+	before := time.Now().Add(-time.Second)
+	if v := tn.verify(t, map[string]any{"token": used.Token}); v.Code != "VALID" {
+		t.Fatalf("%+v", v)
+	}
+	var got tokenOut
+	tollgatetest.Eventually(t, 10*time.Second, func() bool {
+		tn.owner.Do(t, "GET", "/tokens/"+used.ID, nil).JSON(t, &got)
+		return got.LastUsedAt != nil
+	}, "last_used_at of a used token")
+	if got.LastUsedAt.Before(before) {
+		t.Fatalf("last_used_at %v before the call", got.LastUsedAt)
+	}
+	tn.owner.Do(t, "GET", "/tokens/"+unused.ID, nil).JSON(t, &got)
+	if got.LastUsedAt != nil {
+		t.Fatalf("unused token has last_used_at %v", got.LastUsedAt)
+	}
+}

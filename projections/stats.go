@@ -42,7 +42,7 @@ var _ Projection = (*Stats)(nil)
 const prefixStats = "st/"
 
 func (*Stats) Name() string       { return "stats" }
-func (*Stats) Version() int       { return 1 }
+func (*Stats) Version() int       { return 2 }
 func (*Stats) Prefixes() []string { return []string{prefixStats} }
 
 // Granularities of the time series.
@@ -185,7 +185,13 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 		return fmt.Errorf("decode usage batch: %w", err)
 	}
 	delta := statsDelta{}
+	lastUsed := map[string]time.Time{}
 	for _, r := range batch.Records {
+		// A token is used by a VALID verify or by an authenticated call to
+		// Tollgate's own API.
+		if events.ValidID(r.TokenID) && (r.Kind == events.UsageKindAPI || r.Verdict == "VALID") && r.Time.After(lastUsed[r.TokenID]) {
+			lastUsed[r.TokenID] = r.Time
+		}
 		// Ids become key segments: one that is not an id could make its
 		// keys collide with another scope's.
 		if r.Kind != events.UsageKindVerify || !events.ValidID(r.AccountID) || !events.ValidID(r.Environment) {
@@ -197,7 +203,28 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 			delta.record(statsScope(r.AccountID, r.Environment, r.TokenID), r, c)
 		}
 	}
+	for token, at := range lastUsed {
+		var prev time.Time
+		if _, err := tx.GetJSON(lastUsedKey(token), &prev); err != nil {
+			return err
+		}
+		if at.After(prev) {
+			if err := tx.SetJSON(lastUsedKey(token), at.UTC()); err != nil {
+				return err
+			}
+		}
+	}
 	return delta.flush(tx)
+}
+
+func lastUsedKey(token string) []byte { return []byte(prefixStats + "lu/" + token) }
+
+// LastUsed is when the token was last used, as far as the usage stream has
+// been projected; false if never.
+func (s *Stats) LastUsed(token string) (time.Time, bool, error) {
+	var at time.Time
+	ok, err := getJSON(s.db, lastUsedKey(token), &at)
+	return at, ok, err
 }
 
 // StatsQuery selects the statistics of an account's environment, or of one
