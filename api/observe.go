@@ -1,7 +1,9 @@
 package api
 
 import (
+	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,6 +18,7 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	byRoute  sync.Map // routeKey → routeMetrics
 }
 
 func newHTTPMetrics(reg *prometheus.Registry, proj *projections.Projector) (*httpMetrics, error) {
@@ -58,14 +61,41 @@ func (a *API) observe(c *fiber.Ctx) error {
 		route = "unmatched"
 	}
 	elapsed := time.Since(start)
-	if route != "/verify" { // verifies are recorded with their verdict
-		a.recordAPIUsage(principal(c), c.Method(), route, a.clientIP(c).String(), status, elapsed, start)
+	if p := principal(c); p != nil && route != "/verify" { // verifies are recorded with their verdict
+		a.recordAPIUsage(p, c.Method(), route, a.clientIP(c).String(), status, elapsed, start)
 	}
-	a.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-	a.metrics.duration.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
-	a.Logger.Debug("request", "method", c.Method(), "route", route, "status", status,
-		"latency_ms", float64(elapsed.Microseconds())/1000, "request_id", requestID(c))
+	a.metrics.observe(c.Method(), route, status, elapsed)
+	if a.Logger.Enabled(c.UserContext(), slog.LevelDebug) { // no argument boxing per request otherwise
+		a.Logger.Debug("request", "method", c.Method(), "route", route, "status", status,
+			"latency_ms", float64(elapsed.Microseconds())/1000, "request_id", requestID(c))
+	}
 	return nil
+}
+
+// routeMetrics are one route's collectors, looked up once.
+type routeMetrics struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+type routeKey struct {
+	method, route string
+	status        int
+}
+
+// observe counts a request without hashing label values each time.
+func (m *httpMetrics) observe(method, route string, status int, took time.Duration) {
+	k := routeKey{method, route, status}
+	v, ok := m.byRoute.Load(k)
+	if !ok {
+		v, _ = m.byRoute.LoadOrStore(k, routeMetrics{
+			count:    m.requests.WithLabelValues(method, route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(method, route),
+		})
+	}
+	rm := v.(routeMetrics)
+	rm.count.Inc()
+	rm.duration.Observe(took.Seconds())
 }
 
 func (a *API) metricsHandler() fiber.Handler {
