@@ -286,6 +286,33 @@ func (a *API) commit(c *fiber.Ctx, changes ...events.Change) (events.AppendResul
 	return res, nil
 }
 
+// syncAggregate waits until this node has applied the aggregate's last event.
+func (a *API) syncAggregate(c *fiber.Ctx, aggregateType, id string) error {
+	ctx, cancel := a.writeCtx(c)
+	defer cancel()
+	_, err := a.fresh(ctx, aggregateType, id)
+	return err
+}
+
+// commitOrRetry commits changes whose first one expects its aggregate's
+// version. The first lost race catches this node up with that aggregate and
+// asks the caller to decide again on fresh state (retry); a second is a 409
+// with msg.
+func (a *API) commitOrRetry(c *fiber.Ctx, attempt int, msg string, changes ...events.Change) (retry bool, err error) {
+	_, err = a.commit(c, changes...)
+	if !isConflict(err) {
+		return false, err
+	}
+	if attempt > 0 {
+		return false, conflict(msg)
+	}
+	first := changes[0].Event
+	if err := a.syncAggregate(c, first.AggregateType, first.AggregateID); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // fresh makes sure an aggregate the projection does not know is not merely
 // late: it asks the stream for the aggregate's last sequence and waits for
 // the projector to reach it. It reports whether the aggregate exists.

@@ -274,14 +274,6 @@ func (a *API) claimAndCreate(c *fiber.Ctx, clientID string, created, claim event
 	return conflict(fmt.Sprintf("client_id %q is taken", clientID))
 }
 
-// syncAggregate waits until this node has applied the aggregate's last event.
-func (a *API) syncAggregate(c *fiber.Ctx, aggregateType, id string) error {
-	ctx, cancel := a.writeCtx(c)
-	defer cancel()
-	_, err := a.fresh(ctx, aggregateType, id)
-	return err
-}
-
 // ownClient finds a live client the caller may see: of its own account (or
 // any, for admin with account_id) and of its key's environment. The path
 // names the internal id or, URL-escaped, the client_id. Anything else is

@@ -59,15 +59,9 @@ func (a *API) rotateClientSecret(c *fiber.Ctx) error {
 			return err
 		}
 		change.Expect = events.ExpectVersion(rec.Version)
-		_, err = a.commit(c, change)
-		if isConflict(err) && attempt == 0 {
-			if err := a.syncAggregate(c, events.AggregateClient, rec.ID); err != nil {
-				return err
-			}
+		retry, err := a.commitOrRetry(c, attempt, "the client is being changed concurrently; retry", change)
+		if retry {
 			continue
-		}
-		if isConflict(err) {
-			return conflict("the client is being changed concurrently; retry")
 		}
 		if err != nil {
 			return err

@@ -264,15 +264,9 @@ func (a *API) updateScope(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		_, err = a.commit(c, events.Change{Event: ev, Expect: events.ExpectVersion(rec.Version)})
-		if isConflict(err) && attempt == 0 {
-			if err := a.awaitScope(c, rec.Name); err != nil {
-				return err
-			}
+		retry, err := a.commitOrRetry(c, attempt, fmt.Sprintf("scope %q is being changed concurrently; retry", rec.Name), events.Change{Event: ev, Expect: events.ExpectVersion(rec.Version)})
+		if retry {
 			continue
-		}
-		if isConflict(err) {
-			return conflict(fmt.Sprintf("scope %q is being changed concurrently; retry", rec.Name))
 		}
 		if err != nil {
 			return err
@@ -283,14 +277,6 @@ func (a *API) updateScope(c *fiber.Ctx) error {
 		}
 		return c.JSON(viewScope(rec))
 	}
-}
-
-// awaitScope waits until this node has applied the scope's last event.
-func (a *API) awaitScope(c *fiber.Ctx, name string) error {
-	ctx, cancel := a.writeCtx(c)
-	defer cancel()
-	_, err := a.fresh(ctx, events.AggregateScope, name)
-	return err
 }
 
 func sameScope(u events.ScopeUpdated, r projections.ScopeRecord) bool {

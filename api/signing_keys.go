@@ -233,15 +233,9 @@ func (a *API) rotateSigningKey(c *fiber.Ctx) error {
 		}
 		changes = append(changes, ch)
 		changes[0].Expect = events.ExpectVersion(version)
-		_, err = a.commit(c, changes...)
-		if isConflict(err) && attempt == 0 {
-			if err := a.syncAggregate(c, events.AggregateSigningKey, events.SigningKeysID); err != nil {
-				return err
-			}
+		retry, err := a.commitOrRetry(c, attempt, "the signing keys are being rotated concurrently; retry", changes...)
+		if retry {
 			continue
-		}
-		if isConflict(err) {
-			return conflict("the signing keys are being rotated concurrently; retry")
 		}
 		if err != nil {
 			return err

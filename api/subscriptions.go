@@ -190,15 +190,9 @@ func (a *API) changeSubscription(c *fiber.Ctx, decide func(projections.Subscript
 			return x, err
 		}
 		change.Expect = events.ExpectVersion(rec.Version)
-		_, err = a.commit(c, change)
-		if isConflict(err) && attempt == 0 {
-			if err := a.syncAggregate(c, events.AggregateSubscription, rec.ID); err != nil {
-				return x, err
-			}
+		retry, err := a.commitOrRetry(c, attempt, "the subscription is being changed concurrently; retry", change)
+		if retry {
 			continue
-		}
-		if isConflict(err) {
-			return x, conflict("the subscription is being changed concurrently; retry")
 		}
 		return x, err
 	}
