@@ -32,10 +32,25 @@ import (
 //	ser/<m|h|d>/<start>     the same per bucket; start is big-endian Unix seconds
 type Stats struct {
 	db *pebble.DB
+	// lastUsed caches each token's last use: token views read it on every
+	// /accounts/me and listing.
+	lastUsed *recordCache[time.Time]
+	touched  []string
 }
 
+var _ Committer = (*Stats)(nil)
+
+func (s *Stats) AfterCommit() {
+	s.lastUsed.invalidate(s.touched)
+	s.touched = s.touched[:0]
+}
+
+func (s *Stats) AfterReset() { s.lastUsed.clear() }
+
 // NewStats returns the stats projection on db.
-func NewStats(db *pebble.DB) *Stats { return &Stats{db: db} }
+func NewStats(db *pebble.DB) *Stats {
+	return &Stats{db: db, lastUsed: newRecordCache[time.Time](200_000)}
+}
 
 var _ Projection = (*Stats)(nil)
 
@@ -212,6 +227,7 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 			if err := tx.SetJSON(lastUsedKey(token), at.UTC()); err != nil {
 				return err
 			}
+			s.touched = append(s.touched, token)
 		}
 	}
 	return delta.flush(tx)
@@ -222,9 +238,7 @@ func lastUsedKey(token string) []byte { return []byte(prefixStats + "lu/" + toke
 // LastUsed is when the token was last used, as far as the usage stream has
 // been projected; false if never.
 func (s *Stats) LastUsed(token string) (time.Time, bool, error) {
-	var at time.Time
-	ok, err := getJSON(s.db, lastUsedKey(token), &at)
-	return at, ok, err
+	return s.lastUsed.load(s.db, lastUsedKey(token), token)
 }
 
 // StatsQuery selects the statistics of an account's environment, or of one
