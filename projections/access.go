@@ -97,5 +97,5 @@ func (a *Access) Apply(tx *Tx, ev events.Event) error {
 // Get returns the access token with id. The record's slices are shared with
 // the cache: callers must not modify them.
 func (a *Access) Get(id string) (AccessRecord, bool, error) {
-	return a.cache.load(a.db, []byte(prefixAccess+id), id)
+	return a.cache.load(a.db, prefixAccess, id)
 }

@@ -77,7 +77,7 @@ func (a *Accounts) Apply(tx *Tx, ev events.Event) error {
 
 // Get returns the account with id.
 func (a *Accounts) Get(id string) (AccountRecord, bool, error) {
-	return a.cache.load(a.db, []byte(prefixAccount+id), id)
+	return a.cache.load(a.db, prefixAccount, id)
 }
 
 // RootAccountID is the id of the bootstrapped root account, "" before bootstrap.

@@ -206,7 +206,7 @@ func (c *Clients) update(tx *Tx, id string, seq uint64, change func(*ClientRecor
 // Get returns the client with internal id id, deleted or not. The record's
 // slices are shared with the cache: callers must not modify them.
 func (c *Clients) Get(id string) (ClientRecord, bool, error) {
-	return c.cache.load(c.db, clientKey(id), id)
+	return c.cache.load(c.db, prefixClient, id)
 }
 
 // Claim returns the claim on clientID, held or released.

@@ -124,7 +124,7 @@ func (s *Scopes) put(tx *Tx, rec ScopeRecord) error {
 // Get returns the scope called name. The record's slices are shared with
 // the cache: callers must not modify them.
 func (s *Scopes) Get(name string) (ScopeRecord, bool, error) {
-	return s.cache.load(s.db, scopeKey(name), name)
+	return s.cache.load(s.db, prefixScopeName, name)
 }
 
 // List returns scopes in name order after cursor, only those of domain when

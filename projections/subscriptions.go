@@ -209,7 +209,7 @@ func (s *Subscriptions) update(tx *Tx, id string, seq *uint64, change func(*Subs
 // Get returns the subscription with id, deleted ones included. The
 // record's slices are shared with the cache: callers must not modify them.
 func (s *Subscriptions) Get(id string) (SubscriptionRecord, bool, error) {
-	return s.cache.load(s.db, subscriptionKey(id), id)
+	return s.cache.load(s.db, prefixSubscription, id)
 }
 
 // Matching lists the ids of the account's active subscriptions in env that

@@ -204,7 +204,13 @@ func (t *Tokens) update(tx *Tx, id string, seq uint64, change func(*TokenRecord)
 // Get returns the token with id. The record's slices are shared with the
 // cache: callers must not modify them.
 func (t *Tokens) Get(id string) (TokenRecord, bool, error) {
-	return t.cache.load(t.db, []byte(prefixToken+id), id)
+	return t.cache.load(t.db, prefixToken, id)
+}
+
+// Lookup is Get without a copy, for the request path: the record is shared
+// with every other reader and must not be modified.
+func (t *Tokens) Lookup(id string) (*TokenRecord, bool, error) {
+	return t.cache.loadRef(t.db, prefixToken, id)
 }
 
 // ListByAccount lists an account's tokens of one environment in creation
