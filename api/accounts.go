@@ -114,7 +114,7 @@ func (a *API) getMyAccount(c *fiber.Ctx) error {
 	if !ok {
 		return notFound("account")
 	}
-	key := p.record
+	key := *p.record
 	if fresh, ok, err := a.Tokens.Get(p.TokenID); err == nil && ok {
 		key = fresh // auth may have leased quota since it read the record
 	}

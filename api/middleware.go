@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"io"
 	"net/netip"
 	"strconv"
@@ -133,7 +132,8 @@ type Principal struct {
 	// secret is the presented credential, kept only for the request's
 	// lifetime to derive the idempotency encryption key.
 	secret string
-	record projections.TokenRecord
+	// record is the caller's token as authenticated: shared, read-only.
+	record *projections.TokenRecord
 }
 
 // Admin reports whether the caller holds the admin scope.
@@ -186,7 +186,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	if code != "" {
 		return errUnauthorized
 	}
-	tok := tokenOf(rec)
+	tok := tokenOf(*rec)
 	if !tok.AllowsIP(a.clientIP(c)) {
 		return errForbidden
 	}
@@ -198,7 +198,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		setRateHeaders(c, st)
 	}
 	if tok.Limited() {
-		verdict, _, err := a.quota.spend(c.UserContext(), rec, false, 0, now)
+		verdict, _, err := a.quota.spend(c.UserContext(), *rec, false, 0, now)
 		if err != nil {
 			return err
 		}
@@ -231,22 +231,22 @@ const (
 // grace period. tg_ strings must be well-formed (checksum) and name their
 // record; other strings can only be the verbatim root key. code is empty
 // for a usable token, else NOT_FOUND, REVOKED or EXPIRED.
-func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (projections.TokenRecord, string) {
+func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*projections.TokenRecord, string) {
 	var id string
 	if strings.HasPrefix(key, "tg_") {
 		cred, err := domain.ParseCredential(key)
 		if err != nil || cred.Environment() == "" {
-			return projections.TokenRecord{}, verdictNotFound
+			return nil, verdictNotFound
 		}
 		id = cred.TokenID()
 	} else {
 		root, err := a.Accounts.RootTokenID()
 		if err != nil || root == "" {
-			return projections.TokenRecord{}, verdictNotFound
+			return nil, verdictNotFound
 		}
 		id = root
 	}
-	rec, found, err := a.Tokens.Get(id)
+	rec, found, err := a.Tokens.Lookup(id)
 	if err == nil && !found && !a.unknown.has(id) {
 		// Issued on another node a moment ago? Ask the stream, then look
 		// again. Ids the stream does not know are remembered for a few
@@ -257,25 +257,24 @@ func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (projecti
 		exists, ferr := a.fresh(ctx, events.AggregateToken, id)
 		cancel()
 		if ferr == nil && exists {
-			rec, found, err = a.Tokens.Get(id)
+			rec, found, err = a.Tokens.Lookup(id)
 		} else if ferr == nil {
 			a.unknown.add(id)
 		}
 	}
 	if err != nil || !found {
-		return projections.TokenRecord{}, verdictNotFound
+		return nil, verdictNotFound
 	}
-	hash := domain.HashSecret(key)
-	current := subtle.ConstantTimeCompare([]byte(hash), []byte(rec.Hash)) == 1
+	current := domain.MatchesHash(key, rec.Hash)
 	previous := rec.PreviousHash != "" && rec.PreviousValidUntil != nil && now.Before(*rec.PreviousValidUntil) &&
-		subtle.ConstantTimeCompare([]byte(hash), []byte(rec.PreviousHash)) == 1
+		domain.MatchesHash(key, rec.PreviousHash)
 	if !current && !previous {
-		return projections.TokenRecord{}, verdictNotFound
+		return nil, verdictNotFound
 	}
 	if strings.HasPrefix(key, "tg_") && domain.CredentialEnvironment(key) != rec.Environment {
-		return projections.TokenRecord{}, verdictNotFound
+		return nil, verdictNotFound
 	}
-	switch tokenOf(rec).Status(now) {
+	switch tokenOf(*rec).Status(now) {
 	case domain.StatusRevoked:
 		return rec, verdictRevoked
 	case domain.StatusExpired:

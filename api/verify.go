@@ -106,7 +106,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = code
 		return c.JSON(out)
 	}
-	tok := tokenOf(rec)
+	tok := tokenOf(*rec)
 	out.TokenID, out.AccountID, out.Environment = &rec.ID, &rec.AccountID, &rec.Environment
 	out.Scopes, out.ExpiresAt = rec.Scopes, rec.ExpiresAt
 	out.Remaining = remainingOf(tok, a.quota.leftOf(rec.ID))
@@ -138,7 +138,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 			cost += s.Price
 		}
 	}
-	verdict, left, err := a.quota.spend(c.UserContext(), rec, cost > 0, cost, now)
+	verdict, left, err := a.quota.spend(c.UserContext(), *rec, cost > 0, cost, now)
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,13 @@ package domain
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"hash/crc32"
 	"io"
 	"strings"
+	"unsafe"
 )
 
 // Credential prefixes. A token string is
@@ -80,11 +82,11 @@ func ParseCredential(s string) (Credential, error) {
 		return Credential{}, ErrMalformedCredential
 	}
 	for i := 0; i < len(body); i++ {
-		if strings.IndexByte(base62, body[i]) < 0 {
+		if !isBase62[body[i]] {
 			return Credential{}, ErrMalformedCredential
 		}
 	}
-	if checksum(s[:len(s)-checksumLen]) != body[selectorLen+secretLen:] {
+	if sum := checksumOf(s[:len(s)-checksumLen]); string(sum[:]) != body[selectorLen+secretLen:] {
 		return Credential{}, ErrMalformedCredential
 	}
 	return Credential{Prefix: prefix, Selector: body[:selectorLen]}, nil
@@ -106,6 +108,18 @@ func NewCredential(rand io.Reader, prefix string) (string, Credential, error) {
 func HashSecret(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// MatchesHash reports, in constant time, whether secret's HashSecret is
+// hash. It allocates nothing, so it can run on every request.
+func MatchesHash(secret, hash string) bool {
+	if len(hash) != 2*sha256.Size {
+		return false
+	}
+	sum := sha256.Sum256(readOnly(secret))
+	var hexed [2 * sha256.Size]byte
+	hex.Encode(hexed[:], sum[:])
+	return subtle.ConstantTimeCompare(hexed[:], readOnly(hash)) == 1
 }
 
 // NewID returns prefix + n random base62 characters.
@@ -132,14 +146,32 @@ func randomBase62(rand io.Reader, n int) (string, error) {
 }
 
 func checksum(s string) string {
-	v := crc32.ChecksumIEEE([]byte(s))
+	sum := checksumOf(s)
+	return string(sum[:])
+}
+
+// checksumOf is checksum without an allocation, for the parse path.
+func checksumOf(s string) [checksumLen]byte {
+	v := crc32.Update(0, crc32.IEEETable, readOnly(s))
 	var out [checksumLen]byte
 	for i := checksumLen - 1; i >= 0; i-- {
 		out[i] = base62[v%62]
 		v /= 62
 	}
-	return string(out[:])
+	return out
 }
+
+// readOnly views s as bytes without copying, for functions that only read
+// their argument (hashes, comparisons). Never write through it.
+func readOnly(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// isBase62 marks the bytes of the base62 alphabet.
+var isBase62 = func() (t [256]bool) {
+	for i := 0; i < len(base62); i++ {
+		t[base62[i]] = true
+	}
+	return t
+}()
 
 // CredentialEnvironment is the environment a token string's prefix names:
 // live for tg_live_, test for tg_test_, "" otherwise.

@@ -279,3 +279,25 @@ func FuzzParseCredential(f *testing.F) {
 		}
 	})
 }
+
+func TestMatchesHash(t *testing.T) {
+	secret := "tg_live_" + strings.Repeat("a", 54)
+	hash := HashSecret(secret)
+	if !MatchesHash(secret, hash) {
+		t.Fatal("a secret does not match its own hash")
+	}
+	for _, c := range []struct{ secret, hash string }{
+		{secret + "x", hash},
+		{secret, hash[:len(hash)-1]},
+		{secret, strings.ToUpper(hash)},
+		{secret, ""},
+		{"", hash},
+	} {
+		if MatchesHash(c.secret, c.hash) {
+			t.Errorf("MatchesHash(%q, %q) = true", c.secret, c.hash)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { MatchesHash(secret, hash) }); n != 0 {
+		t.Errorf("MatchesHash allocates %v times", n)
+	}
+}
