@@ -6,8 +6,10 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -24,10 +26,10 @@ type UsageRecorder struct {
 	interval time.Duration
 	max      int
 	log      *slog.Logger
+	n        atomic.Uint64 // names records
 
 	mu      sync.Mutex
 	buf     []events.UsageRecord
-	n       uint64
 	wake    chan struct{}
 	dropped uint64
 }
@@ -64,8 +66,6 @@ func (u *UsageRecorder) Record(r events.UsageRecord) {
 		return
 	}
 	u.mu.Lock()
-	u.n++
-	r.ID = u.node + "-" + itoa36(uint64(time.Now().UnixNano())) + "-" + itoa36(u.n)
 	u.buf = append(u.buf, r)
 	full := len(u.buf) >= u.max
 	u.mu.Unlock()
@@ -124,8 +124,20 @@ func (u *UsageRecorder) Flush(ctx context.Context) {
 }
 
 func (u *UsageRecorder) publish(ctx context.Context, recs []events.UsageRecord) error {
+	// Records are named when first published, off the request path. A
+	// batch that failed keeps its names, so its retry dedupes.
+	prefix := ""
+	for i := range recs {
+		if recs[i].ID != "" {
+			continue
+		}
+		if prefix == "" {
+			prefix = u.node + "-" + itoa36(uint64(time.Now().UnixNano())) + "-"
+		}
+		recs[i].ID = prefix + itoa36(u.n.Add(1))
+	}
 	batch := events.UsageBatch{Version: events.UsageSchemaVersion1, ID: recs[0].ID, Node: u.node, Records: recs}
-	data, err := json.Marshal(batch)
+	data, err := gojson.Marshal(batch)
 	if err != nil {
 		return err
 	}

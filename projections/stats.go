@@ -145,46 +145,98 @@ func seriesKey(scope, code string, start int64) string {
 }
 
 // statsDelta accumulates one usage batch, so each key it touches is read
-// and written once.
-type statsDelta map[string]statsCounts
+// and written once. Its keys are structs: a record adds to a dozen keys,
+// and building their strings per record would cost more than counting.
+type statsDelta map[deltaKey]statsCounts
 
-func (d statsDelta) add(key string, c statsCounts) {
+// deltaKey names one statistics key: a scope (an account's environment,
+// or one of its tokens) and a dimension of it.
+type deltaKey struct {
+	account, env, token string
+	dim                 byte   // dimTotal, dimIP, dimDomain or a series code
+	value               string // the IP or the domain
+	start               int64  // a series bucket's start
+}
+
+const (
+	dimTotal  = 't'
+	dimIP     = 'i'
+	dimDomain = 'o'
+)
+
+func (k deltaKey) String() string {
+	scope := statsScope(k.account, k.env, k.token)
+	switch k.dim {
+	case dimTotal:
+		return scope + "tot"
+	case dimIP:
+		return scope + "ip/" + k.value
+	case dimDomain:
+		return scope + "dom/" + k.value
+	}
+	return seriesKey(scope, string(rune(k.dim)), k.start)
+}
+
+func (d statsDelta) add(key deltaKey, c statsCounts) {
 	cur := d[key]
 	cur.add(c)
 	d[key] = cur
 }
 
-// record counts r in one scope.
-func (d statsDelta) record(scope string, r events.UsageRecord, c statsCounts) {
-	d.add(scope+"tot", c)
-	if r.IP != "" {
-		d.add(scope+"ip/"+r.IP, statsCounts{Requests: 1})
+// usageGroup is what a verify record's statistics depend on. A batch is
+// mostly many records of a few groups (one customer's service calling
+// from one address): counting groups first touches the dozen keys of a
+// record once per group rather than once per record.
+type usageGroup struct {
+	account, env, token, ip, domain string
+	// minute is the start of the records' minute; noTime for times before
+	// 1970, which have no series.
+	minute int64
+}
+
+const noTime = -1
+
+// record counts a group's records in the scope of token ("" for the
+// account's).
+func (d statsDelta) record(token string, g usageGroup, c statsCounts) {
+	k := deltaKey{account: g.account, env: g.env, token: token, dim: dimTotal}
+	d.add(k, c)
+	if g.ip != "" {
+		k.dim, k.value = dimIP, g.ip
+		d.add(k, statsCounts{Requests: c.Requests})
 	}
 	perBucket := c
 	perBucket.CreditsSpent = 0
-	if r.Domain != "" {
-		d.add(scope+"dom/"+r.Domain, perBucket)
+	if g.domain != "" {
+		k.dim, k.value = dimDomain, g.domain
+		d.add(k, perBucket)
 	}
-	if unix := r.Time.Unix(); unix >= 0 {
+	if g.minute != noTime {
+		k.value = ""
 		for _, s := range statsSeries {
-			d.add(seriesKey(scope, s.code, unix-unix%s.width), perBucket)
+			k.dim, k.start = s.code[0], g.minute-g.minute%s.width
+			d.add(k, perBucket)
 		}
 	}
 }
 
 func (d statsDelta) flush(tx *Tx) error {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
+	type entry struct {
+		key string
+		c   statsCounts
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	entries := make([]entry, 0, len(d))
+	for k, c := range d {
+		entries = append(entries, entry{k.String(), c})
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	for _, e := range entries {
 		var cur statsCounts
-		if _, err := tx.GetJSON([]byte(k), &cur); err != nil {
-			return fmt.Errorf("read %q: %w", k, err)
+		if _, err := tx.GetJSON([]byte(e.key), &cur); err != nil {
+			return fmt.Errorf("read %q: %w", e.key, err)
 		}
-		cur.add(d[k])
-		if err := tx.SetJSON([]byte(k), cur); err != nil {
+		cur.add(e.c)
+		if err := tx.SetJSON([]byte(e.key), cur); err != nil {
 			return err
 		}
 	}
@@ -199,9 +251,10 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 	if err := json.Unmarshal(ev.Data, &batch); err != nil {
 		return fmt.Errorf("decode usage batch: %w", err)
 	}
-	delta := statsDelta{}
+	groups := map[usageGroup]statsCounts{}
 	lastUsed := map[string]time.Time{}
-	for _, r := range batch.Records {
+	for i := range batch.Records {
+		r := &batch.Records[i]
 		// A token is used by a VALID verify or by an authenticated call to
 		// Tollgate's own API.
 		if events.ValidID(r.TokenID) && (r.Kind == events.UsageKindAPI || r.Verdict == "VALID") && r.Time.After(lastUsed[r.TokenID]) {
@@ -212,10 +265,22 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 		if r.Kind != events.UsageKindVerify || !events.ValidID(r.AccountID) || !events.ValidID(r.Environment) {
 			continue
 		}
-		c := verifyCounts(r)
-		delta.record(statsScope(r.AccountID, r.Environment, ""), r, c)
+		g := usageGroup{account: r.AccountID, env: r.Environment, ip: r.IP, domain: r.Domain, minute: noTime}
 		if events.ValidID(r.TokenID) {
-			delta.record(statsScope(r.AccountID, r.Environment, r.TokenID), r, c)
+			g.token = r.TokenID
+		}
+		if unix := r.Time.Unix(); unix >= 0 {
+			g.minute = unix - unix%statsSeries[0].width
+		}
+		c := groups[g]
+		c.add(verifyCounts(*r))
+		groups[g] = c
+	}
+	delta := statsDelta{}
+	for g, c := range groups {
+		delta.record("", g, c)
+		if g.token != "" {
+			delta.record(g.token, g, c)
 		}
 	}
 	for token, at := range lastUsed {
@@ -233,12 +298,15 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 	return delta.flush(tx)
 }
 
-func lastUsedKey(token string) []byte { return []byte(prefixStats + "lu/" + token) }
+// prefixLastUsed holds each token's last use.
+const prefixLastUsed = prefixStats + "lu/"
+
+func lastUsedKey(token string) []byte { return []byte(prefixLastUsed + token) }
 
 // LastUsed is when the token was last used, as far as the usage stream has
 // been projected; false if never.
 func (s *Stats) LastUsed(token string) (time.Time, bool, error) {
-	return s.lastUsed.load(s.db, lastUsedKey(token), token)
+	return s.lastUsed.load(s.db, prefixLastUsed, token)
 }
 
 // StatsQuery selects the statistics of an account's environment, or of one
