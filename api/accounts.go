@@ -114,9 +114,12 @@ func (a *API) getMyAccount(c *fiber.Ctx) error {
 	if !ok {
 		return notFound("account")
 	}
-	key := *p.record
-	if fresh, ok, err := a.Tokens.Get(p.TokenID); err == nil && ok {
-		key = fresh // auth may have leased quota since it read the record
+	key, ok, err := a.Tokens.Get(p.TokenID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errUnauthorized
 	}
 	return c.JSON(meView{accountView: viewAccount(acc), Key: a.viewToken(key, a.now(c))})
 }

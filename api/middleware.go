@@ -132,8 +132,6 @@ type Principal struct {
 	// secret is the presented credential, kept only for the request's
 	// lifetime to derive the idempotency encryption key.
 	secret string
-	// record is the caller's token as authenticated: shared, read-only.
-	record *projections.TokenRecord
 }
 
 // Admin reports whether the caller holds the admin scope.
@@ -186,8 +184,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	if code != "" {
 		return errUnauthorized
 	}
-	tok := tokenOf(*rec)
-	if !tok.AllowsIP(a.clientIP(c)) {
+	if !rec.AllowsIP(a.clientIP(c)) {
 		return errForbidden
 	}
 	if ok, st := a.rates.allow(rec.ID, rec.RateLimit.Limit, rec.RateLimit.Window, now); !ok {
@@ -197,8 +194,15 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	} else {
 		setRateHeaders(c, st)
 	}
-	if tok.Limited() {
-		verdict, _, err := a.quota.spend(c.UserContext(), *rec, false, 0, now)
+	if rec.Limited() {
+		full, ok, err := a.Tokens.Lookup(rec.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errUnauthorized
+		}
+		verdict, _, err := a.quota.spend(c.UserContext(), *full, false, 0, now)
 		if err != nil {
 			return err
 		}
@@ -208,7 +212,6 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	}
 	c.Locals(localPrincipal, &Principal{
 		TokenID: rec.ID, AccountID: rec.AccountID, Environment: rec.Environment, Scopes: rec.Scopes, secret: key,
-		record: rec,
 	})
 	return nil
 }
@@ -231,7 +234,7 @@ const (
 // grace period. tg_ strings must be well-formed (checksum) and name their
 // record; other strings can only be the verbatim root key. code is empty
 // for a usable token, else NOT_FOUND, REVOKED or EXPIRED.
-func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*projections.TokenRecord, string) {
+func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*projections.TokenAuth, string) {
 	var id string
 	if strings.HasPrefix(key, "tg_") {
 		cred, err := domain.ParseCredential(key)
@@ -246,7 +249,7 @@ func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*project
 		}
 		id = root
 	}
-	rec, found, err := a.Tokens.Lookup(id)
+	rec, found, err := a.Tokens.Auth(id)
 	if err == nil && !found && !a.unknown.has(id) {
 		// Issued on another node a moment ago? Ask the stream, then look
 		// again. Ids the stream does not know are remembered for a few
@@ -257,7 +260,7 @@ func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*project
 		exists, ferr := a.fresh(ctx, events.AggregateToken, id)
 		cancel()
 		if ferr == nil && exists {
-			rec, found, err = a.Tokens.Lookup(id)
+			rec, found, err = a.Tokens.Auth(id)
 		} else if ferr == nil {
 			a.unknown.add(id)
 		}
@@ -265,16 +268,14 @@ func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*project
 	if err != nil || !found {
 		return nil, verdictNotFound
 	}
-	current := domain.MatchesHash(key, rec.Hash)
-	previous := rec.PreviousHash != "" && rec.PreviousValidUntil != nil && now.Before(*rec.PreviousValidUntil) &&
-		domain.MatchesHash(key, rec.PreviousHash)
-	if !current && !previous {
+	unixNano := now.UnixNano()
+	if !rec.Matches(key, unixNano) {
 		return nil, verdictNotFound
 	}
 	if strings.HasPrefix(key, "tg_") && domain.CredentialEnvironment(key) != rec.Environment {
 		return nil, verdictNotFound
 	}
-	switch tokenOf(*rec).Status(now) {
+	switch rec.Status(unixNano) {
 	case domain.StatusRevoked:
 		return rec, verdictRevoked
 	case domain.StatusExpired:

@@ -70,6 +70,18 @@ func demand(t domain.Token, paid bool, cost int64) events.Quota {
 // token's quota. It answers the verdict and what remains of each limit
 // (nil entries: unlimited). ctx bounds a lease acquisition, the only part
 // that may need the network.
+// spendUnlimited is spend for a token without usage limits: only its
+// account's wallet may stand in the way.
+func (m *quotaManager) spendUnlimited(ctx context.Context, t *projections.TokenAuth, cost int64, now time.Time) (string, remaining, error) {
+	if cost > 0 {
+		ok, err := m.spendWallet(ctx, domain.Token{ID: t.ID, AccountID: t.AccountID, Environment: t.Environment}, cost, now)
+		if err != nil || !ok {
+			return verdictInsufficientFunds, remaining{}, err
+		}
+	}
+	return verdictValid, remaining{}, nil
+}
+
 func (m *quotaManager) spend(ctx context.Context, rec projections.TokenRecord, paid bool, cost int64, now time.Time) (string, remaining, error) {
 	tok := tokenOf(rec)
 	if !tok.Limited() {

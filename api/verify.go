@@ -8,6 +8,7 @@ import (
 
 	"github.com/tollgate/tollgate/domain"
 	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/projections"
 )
 
 // verifyRequest is the body of POST /verify.
@@ -106,13 +107,28 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = code
 		return c.JSON(out)
 	}
-	tok := tokenOf(*rec)
 	out.TokenID, out.AccountID, out.Environment = &rec.ID, &rec.AccountID, &rec.Environment
-	out.Scopes, out.ExpiresAt = rec.Scopes, rec.ExpiresAt
-	out.Remaining = remainingOf(tok, a.quota.leftOf(rec.ID))
+	out.Scopes = rec.Scopes
+	if rec.ExpiresAt != 0 {
+		at := time.Unix(0, rec.ExpiresAt).UTC()
+		out.ExpiresAt = &at
+	}
+	// Only a token with usage limits needs its full record (quota leases).
+	var full *projections.TokenRecord
+	if rec.Limited() {
+		var ok bool
+		var err error
+		if full, ok, err = a.Tokens.Lookup(rec.ID); err != nil {
+			return err
+		} else if !ok {
+			out = verifyResponse{Code: verdictNotFound, Scopes: []string{}}
+			return c.JSON(out)
+		}
+		out.Remaining = remainingOf(tokenOf(*full), a.quota.leftOf(rec.ID))
+	}
 	switch {
 	case code != "":
-	case !tok.AllowsIP(ip):
+	case !rec.AllowsIP(ip):
 		code = verdictForbiddenIP
 	case !holdsAll(rec.Scopes, req.Scopes):
 		code = verdictInsufficientScope
@@ -138,7 +154,14 @@ func (a *API) verify(c *fiber.Ctx) error {
 			cost += s.Price
 		}
 	}
-	verdict, left, err := a.quota.spend(c.UserContext(), *rec, cost > 0, cost, now)
+	var verdict string
+	var left remaining
+	var err error
+	if full != nil {
+		verdict, left, err = a.quota.spend(c.UserContext(), *full, cost > 0, cost, now)
+	} else {
+		verdict, left, err = a.quota.spendUnlimited(c.UserContext(), rec, cost, now)
+	}
 	if err != nil {
 		return err
 	}

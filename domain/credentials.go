@@ -161,6 +161,13 @@ func checksumOf(s string) [checksumLen]byte {
 	return out
 }
 
+// MatchesDigest reports, in constant time, whether secret's SHA-256 is
+// digest. It allocates nothing.
+func MatchesDigest(secret string, digest *[sha256.Size]byte) bool {
+	sum := sha256.Sum256(readOnly(secret))
+	return subtle.ConstantTimeCompare(sum[:], digest[:]) == 1
+}
+
 // readOnly views s as bytes without copying, for functions that only read
 // their argument (hashes, comparisons). Never write through it.
 func readOnly(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

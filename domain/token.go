@@ -234,9 +234,27 @@ func (t Token) AllowsIP(ip netip.Addr) bool {
 	if len(t.Limits.IPWhitelist) == 0 {
 		return true
 	}
+	return PrefixesContain(ParsePrefixes(t.Limits.IPWhitelist), ip)
+}
+
+// ParsePrefixes parses a stored IP whitelist (CIDRs), skipping entries that
+// do not parse; callers that keep the result parse a whitelist once.
+func ParsePrefixes(whitelist []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(whitelist))
+	for _, s := range whitelist {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// PrefixesContain reports whether ip (IPv4-mapped IPv6 counts as IPv4) is
+// in one of prefixes.
+func PrefixesContain(prefixes []netip.Prefix, ip netip.Addr) bool {
 	ip = ip.Unmap()
-	for _, s := range t.Limits.IPWhitelist {
-		if p, err := netip.ParsePrefix(s); err == nil && p.Contains(ip) {
+	for _, p := range prefixes {
+		if p.Contains(ip) {
 			return true
 		}
 	}

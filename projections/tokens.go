@@ -45,24 +45,32 @@ type TokenRecord struct {
 // Tokens projects API tokens by id and by account and environment. Decoded
 // records are cached in memory: token lookups are on every request's path.
 type Tokens struct {
-	db      *pebble.DB
-	cache   *recordCache[TokenRecord]
-	touched []string
+	db    *pebble.DB
+	cache *recordCache[TokenRecord]
+	// auth holds the compact views that authentication reads.
+	auth     *recordCache[TokenAuth]
+	interned *interner
+	touched  []string
 }
 
 // NewTokens returns the tokens projection on db.
 func NewTokens(db *pebble.DB) *Tokens {
-	return &Tokens{db: db, cache: newRecordCache[TokenRecord](200_000)}
+	return &Tokens{db: db, cache: newRecordCache[TokenRecord](200_000),
+		auth: newRecordCache[TokenAuth](tokenAuthCapacity), interned: newInterner()}
 }
 
 var _ Committer = (*Tokens)(nil)
 
 func (t *Tokens) AfterCommit() {
 	t.cache.invalidate(t.touched)
+	t.auth.invalidate(t.touched)
 	t.touched = t.touched[:0]
 }
 
-func (t *Tokens) AfterReset() { t.cache.clear() }
+func (t *Tokens) AfterReset() {
+	t.cache.clear()
+	t.auth.clear()
+}
 
 var _ Projection = (*Tokens)(nil)
 
