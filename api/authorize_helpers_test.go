@@ -222,3 +222,5 @@ func exchange(t *testing.T, cfg *oauth2.Config, code string, opts ...oauth2.Auth
 	defer cancel()
 	return cfg.Exchange(ctx, code, opts...)
 }
+
+func urlParseQuery(q string) (url.Values, error) { return url.ParseQuery(q) }
