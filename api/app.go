@@ -45,6 +45,11 @@ type Deps struct {
 	Subscriptions *projections.Subscriptions
 	Deliveries    *projections.Deliveries
 	Errors        *projections.Errors
+	// Users, Consents and Grants (authorization codes and refresh-token
+	// families) serve the authorization code flow.
+	Users    *projections.Users
+	Consents *projections.Consents
+	Grants   *projections.Grants
 	// CheckCallbackURL refuses callback URLs that resolve to addresses
 	// Tollgate must not call (the workers' SSRF guard).
 	CheckCallbackURL func(ctx context.Context, url string) error
@@ -125,6 +130,9 @@ type API struct {
 	authFailures *rateLimiter
 	ring         keyRing
 	issuerURL    atomic.Pointer[string]
+	// sessions seals the login session cookie; pending the authorization
+	// request carried through the login and consent forms.
+	sessions, pending *sealer
 	// App is the Fiber app; serve it with App.Listener.
 	App     *fiber.App
 	cfg     Config
@@ -136,7 +144,7 @@ func New(deps Deps, cfg Config) (*API, error) {
 	cfg.setDefaults()
 	if deps.Store == nil || deps.Projector == nil || deps.Accounts == nil || deps.Tokens == nil || deps.Scopes == nil || deps.Wallets == nil || deps.Stats == nil ||
 		deps.Clients == nil || deps.Access == nil || deps.SigningKeys == nil || deps.Subscriptions == nil || deps.Deliveries == nil ||
-		deps.Errors == nil || deps.CheckCallbackURL == nil {
+		deps.Errors == nil || deps.CheckCallbackURL == nil || deps.Users == nil || deps.Consents == nil || deps.Grants == nil {
 		return nil, errors.New("api: Store, Projector, every projection and CheckCallbackURL are required")
 	}
 	if len(cfg.KeyEncryptionKey) != domain.KEKSize {
@@ -157,11 +165,22 @@ func New(deps Deps, cfg Config) (*API, error) {
 	if deps.Ready == nil {
 		deps.Ready = func() error { return nil }
 	}
+	var err error
 	a := &API{Deps: deps, cfg: cfg, requestIDs: newRequestIDs(deps.Rand), unknown: newNegativeCache(100_000, 5*time.Second),
 		rates: newRateLimiter(), authFailures: newRateLimiter()}
 	a.quota = newQuotaManager(a, cfg.NodeID)
-	a.grants = map[string]tokenGrant{domain.GrantClientCredentials: clientCredentialsGrant{a: a}}
+	a.grants = map[string]tokenGrant{
+		domain.GrantClientCredentials: clientCredentialsGrant{a: a},
+		domain.GrantAuthorizationCode: authorizationCodeGrant{a: a},
+		domain.GrantRefreshToken:      refreshTokenGrant{a: a},
+	}
 	a.clientAuth = a.clientAuthMethods()
+	if a.sessions, err = newSealer(cfg.KeyEncryptionKey, "session", deps.Rand); err != nil {
+		return nil, err
+	}
+	if a.pending, err = newSealer(cfg.KeyEncryptionKey, "authorization-request", deps.Rand); err != nil {
+		return nil, err
+	}
 	a.SetIssuer(cfg.Issuer)
 	m, err := newHTTPMetrics(deps.Registry, deps.Projector)
 	if err != nil {
@@ -235,8 +254,21 @@ func (a *API) routes(app *fiber.App) {
 	app.Delete("/clients/:id", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.deleteClient)
 	app.Post("/clients/:id/secret", a.auth, need(domain.ScopeClientsWrite), a.idempotent, a.rotateClientSecret)
 
+	app.Post("/users", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.createUser)
+	app.Get("/users", a.auth, need(domain.ScopeUsersRead), a.listUsers)
+	app.Get("/users/:id", a.auth, need(domain.ScopeUsersRead), a.getUser)
+	app.Delete("/users/:id", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.deleteUser)
+	app.Put("/users/:id/password", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.changePassword)
+	app.Post("/users/:id/disable", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.disableUser)
+	app.Get("/users/:id/consents", a.auth, need(domain.ScopeUsersRead), a.listConsents)
+	app.Delete("/users/:id/consents/:client_id", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.revokeConsent)
+
 	// OAuth 2.0: canonical paths under /oauth2/, aliases /oauth/ and /v1/oauth/.
+	// The login and consent forms post to /oauth2/ only.
+	app.Post("/oauth2/login", a.page(a.login))
+	app.Post("/oauth2/consent", a.page(a.consent))
 	for _, prefix := range oauthPrefixes {
+		app.Get(prefix+"/authorize", a.page(a.authorize))
 		app.Post(prefix+"/token", a.token)
 		app.Post(prefix+"/introspect", a.introspect)
 		app.Post(prefix+"/revoke", a.revokeAccess)

@@ -28,6 +28,7 @@ type clientRequest struct {
 	RedirectURIs            []string        `json:"redirect_uris"`
 	AccessTokenTTL          *int64          `json:"access_token_ttl"`
 	AccessTokenFormat       string          `json:"access_token_format"`
+	RefreshTokenGracePeriod int64           `json:"refresh_token_grace_period"`
 }
 
 // clientPatch is the body of PATCH /clients/:id; absent fields keep their
@@ -43,6 +44,7 @@ type clientPatch struct {
 	RedirectURIs            *[]string       `json:"redirect_uris"`
 	AccessTokenTTL          *int64          `json:"access_token_ttl"`
 	AccessTokenFormat       *string         `json:"access_token_format"`
+	RefreshTokenGracePeriod *int64          `json:"refresh_token_grace_period"`
 }
 
 // errTTLZero: 0 would read as "the default" in a spec, so an explicit 0 is
@@ -54,7 +56,7 @@ func (r clientRequest) spec() (domain.ClientSpec, error) {
 	s := domain.ClientSpec{
 		Name: r.Name, GrantTypes: r.GrantTypes, Scopes: r.Scopes, DefaultScopes: r.DefaultScopes,
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod, JWKS: r.JWKS, RedirectURIs: r.RedirectURIs,
-		AccessTokenFormat: r.AccessTokenFormat,
+		AccessTokenFormat: r.AccessTokenFormat, RefreshTokenGracePeriod: r.RefreshTokenGracePeriod,
 	}
 	if r.AccessTokenTTL != nil {
 		if *r.AccessTokenTTL == 0 {
@@ -94,6 +96,9 @@ func (p clientPatch) merge(spec domain.ClientSpec) (domain.ClientSpec, error) {
 	if p.AccessTokenFormat != nil {
 		spec.AccessTokenFormat = *p.AccessTokenFormat
 	}
+	if p.RefreshTokenGracePeriod != nil {
+		spec.RefreshTokenGracePeriod = *p.RefreshTokenGracePeriod
+	}
 	return spec, nil
 }
 
@@ -114,6 +119,7 @@ type clientView struct {
 	RedirectURIs            []string        `json:"redirect_uris"`
 	AccessTokenTTL          int64           `json:"access_token_ttl"`
 	AccessTokenFormat       string          `json:"access_token_format"`
+	RefreshTokenGracePeriod int64           `json:"refresh_token_grace_period"`
 	Status                  string          `json:"status"`
 	// PreviousSecretValidUntil is when a rotated-away secret stops working;
 	// null when none is accepted any more.
@@ -132,7 +138,8 @@ func viewClient(r projections.ClientRecord, now time.Time) clientView {
 		GrantTypes: nonNil(r.GrantTypes), Scopes: nonNil(r.Scopes), DefaultScopes: nonNil(r.DefaultScopes),
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod, JWKS: jwks, RedirectURIs: nonNil(r.RedirectURIs),
 		AccessTokenTTL: r.AccessTokenTTL, AccessTokenFormat: r.AccessTokenFormat, Status: clientOf(r).Status(),
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		RefreshTokenGracePeriod: r.RefreshTokenGracePeriod,
+		CreatedAt:               r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.PreviousSecretHash != "" && r.PreviousValidUntil != nil && now.Before(*r.PreviousValidUntil) {
 		v.PreviousSecretValidUntil = r.PreviousValidUntil

@@ -23,49 +23,63 @@ const accessTokenIDPrefix = "tok_"
 // access.issued and returns once this node has applied it: the token is in
 // the event log before anyone sees it.
 func (a *API) issueAccessToken(c *fiber.Ctx, client domain.Client, scopes []string, now time.Time) (string, events.AccessIssued, error) {
+	token, change, issued, err := a.newAccessToken(c, client, domain.IssueAccess{Scopes: scopes, Now: now})
+	if err != nil {
+		return "", events.AccessIssued{}, err
+	}
+	if _, err := a.commit(c, change); err != nil {
+		return "", events.AccessIssued{}, err
+	}
+	return token, issued, nil
+}
+
+// newAccessToken makes an access token in the client's format and the
+// access.issued change that records it, for the caller to append (alone,
+// or with the events of a code redemption or a refresh).
+func (a *API) newAccessToken(c *fiber.Ctx, client domain.Client, cmd domain.IssueAccess) (string, events.Change, events.AccessIssued, error) {
 	x := a.cmd(c)
 	x.actor = client.ID
-	cmd := domain.IssueAccess{Scopes: scopes, Audience: []string{a.issuer()}, Now: now}
+	cmd.Audience = []string{a.issuer()}
 	var token string
 	var key *ringKey
 	var err error
+	fail := func(err error) (string, events.Change, events.AccessIssued, error) {
+		return "", events.Change{}, events.AccessIssued{}, err
+	}
 	if client.Settings.AccessTokenFormat == domain.AccessTokenJWT {
 		if key, err = a.currentSigner(); err != nil {
-			return "", events.AccessIssued{}, err
+			return fail(err)
 		}
 		cmd.KeyID = key.kid
 		if cmd.ID, err = domain.NewID(x.rand, accessTokenIDPrefix, 16); err != nil {
-			return "", events.AccessIssued{}, err
+			return fail(err)
 		}
 	} else {
 		var cred domain.Credential
 		if token, cred, err = domain.NewCredential(x.rand, domain.PrefixAccessToken); err != nil {
-			return "", events.AccessIssued{}, err
+			return fail(err)
 		}
 		cmd.ID, cmd.Hash = cred.TokenID(), domain.HashSecret(token)
 	}
 	issued, err := client.IssueAccessToken(cmd)
 	if err != nil {
-		return "", events.AccessIssued{}, err
+		return fail(err)
 	}
 	if key != nil {
 		if token, err = key.signAccessToken(a.issuer(), issued); err != nil {
-			return "", events.AccessIssued{}, err
+			return fail(err)
 		}
 		issued.Hash = domain.HashSecret(token)
 	}
 	meta, err := x.meta(events.AggregateAccess, issued.ID, issued.AccountID, issued.Environment)
 	if err != nil {
-		return "", events.AccessIssued{}, err
+		return fail(err)
 	}
 	ev, err := events.New(meta, issued)
 	if err != nil {
-		return "", events.AccessIssued{}, err
+		return fail(err)
 	}
-	if _, err := a.commit(c, events.Change{Event: ev, Expect: events.ExpectNew}); err != nil {
-		return "", events.AccessIssued{}, err
-	}
-	return token, issued, nil
+	return token, events.Change{Event: ev, Expect: events.ExpectNew}, issued, nil
 }
 
 // accessClaims are the claims of an RFC 9068 JWT access token.

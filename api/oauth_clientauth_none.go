@@ -11,8 +11,7 @@ import (
 // its client_id alone (RFC 6749 §2.1, §3.2.1). It proves nothing, so the
 // grants decide what a public client may do: client_credentials refuses it
 // (invalid_grant), introspection refuses it; revocation lets it revoke its
-// own tokens (RFC 7009 §2.1). Discovery does not list it until a grant for
-// public clients (authorization_code with PKCE) exists.
+// own tokens (RFC 7009 §2.1); authorization_code requires them to use PKCE.
 type noneAuth struct{}
 
 func (noneAuth) name() string { return domain.AuthNone }

@@ -5,13 +5,17 @@ import (
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tollgate/tollgate/domain"
 )
 
 // serverMetadata is RFC 8414 authorization server metadata. It lists what
-// works today and nothing else: the client_credentials grant, its client
-// authentication methods and algorithms, introspection and revocation.
+// works and nothing else: the grants, the authorization endpoint with
+// response type code and PKCE S256, the client authentication methods and
+// algorithms of each endpoint, introspection and revocation.
 type serverMetadata struct {
 	Issuer                               string   `json:"issuer"`
+	AuthorizationEndpoint                string   `json:"authorization_endpoint"`
 	TokenEndpoint                        string   `json:"token_endpoint"`
 	JWKSURI                              string   `json:"jwks_uri"`
 	IntrospectionEndpoint                string   `json:"introspection_endpoint"`
@@ -25,6 +29,7 @@ type serverMetadata struct {
 	IntrospectionEndpointAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RevocationEndpointAuthMethods        []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	CodeChallengeMethodsSupported        []string `json:"code_challenge_methods_supported"`
 }
 
 // discovery is GET /.well-known/oauth-authorization-server.
@@ -38,6 +43,9 @@ func (a *API) discovery(c *fiber.Ctx) error {
 	}
 	iss := a.issuer()
 	methods := credentialMethods(a.clientAuth)
+	// Public clients (none) use the token endpoint with PKCE and may revoke
+	// their own tokens; introspection needs credentials.
+	withPublic := append(slices.Clone(methods), domain.AuthNone)
 	var algs []string
 	if a.Assertions != nil {
 		for _, alg := range assertionAlgorithms {
@@ -46,12 +54,13 @@ func (a *API) discovery(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
 	return c.JSON(serverMetadata{
-		Issuer: iss, TokenEndpoint: iss + "/oauth2/token", JWKSURI: iss + "/.well-known/jwks.json",
+		Issuer: iss, AuthorizationEndpoint: iss + "/oauth2/authorize", TokenEndpoint: iss + "/oauth2/token", JWKSURI: iss + "/.well-known/jwks.json",
 		IntrospectionEndpoint: iss + "/oauth2/introspect", RevocationEndpoint: iss + "/oauth2/revoke",
-		ScopesSupported: scopes, ResponseTypesSupported: []string{},
+		ScopesSupported: scopes, ResponseTypesSupported: []string{"code"},
 		GrantTypesSupported:      slices.Sorted(maps.Keys(a.grants)),
-		TokenEndpointAuthMethods: methods, TokenEndpointAuthSigningAlgs: algs,
+		TokenEndpointAuthMethods: withPublic, TokenEndpointAuthSigningAlgs: algs,
 		IntrospectionEndpointAuthMethods: methods, IntrospectionEndpointAuthSigningAlgs: algs,
-		RevocationEndpointAuthMethods: methods, RevocationEndpointAuthSigningAlgs: algs,
+		RevocationEndpointAuthMethods: withPublic, RevocationEndpointAuthSigningAlgs: algs,
+		CodeChallengeMethodsSupported: []string{domain.PKCEMethodS256},
 	})
 }

@@ -288,7 +288,10 @@ func TestTokenErrors(t *testing.T) {
 		{"public client introspecting", "/oauth2/introspect", form("token", "tg_at_x", "client_id", public.ClientID), nil, 401, "invalid_client"},
 		{"grant the client may not use", "/oauth2/token", form("grant_type", cc), []string{"Authorization", basic(code.ClientID, code.ClientSecret)}, 400, "unauthorized_client"},
 		{"unsupported grant", "/oauth2/token", form("grant_type", "password", "username", "u"), []string{"Authorization", auth}, 400, "unsupported_grant_type"},
-		{"authorization_code is not available yet", "/oauth2/token", form("grant_type", "authorization_code", "code", "x"), []string{"Authorization", auth}, 400, "unsupported_grant_type"},
+		{"authorization_code for a client without it", "/oauth2/token", form("grant_type", "authorization_code", "code", "x"), []string{"Authorization", auth}, 400, "unauthorized_client"},
+		{"unknown authorization code", "/oauth2/token", form("grant_type", "authorization_code", "code", "x"), []string{"Authorization", basic(code.ClientID, code.ClientSecret)}, 400, "invalid_grant"},
+		{"authorization_code without code", "/oauth2/token", form("grant_type", "authorization_code"), []string{"Authorization", basic(code.ClientID, code.ClientSecret)}, 400, "invalid_request"},
+		{"refresh_token for a client without it", "/oauth2/token", form("grant_type", "refresh_token", "refresh_token", "x"), []string{"Authorization", auth}, 400, "unauthorized_client"},
 		{"missing grant_type", "/oauth2/token", form("scope", "vps:read"), []string{"Authorization", auth}, 400, "invalid_request"},
 		{"repeated parameter", "/oauth2/token", form("grant_type", cc, "scope", "vps:read", "scope", "vps:write"), []string{"Authorization", auth}, 400, "invalid_request"},
 		{"repeated grant_type", "/oauth2/token", form("grant_type", cc, "grant_type", cc), []string{"Authorization", auth}, 400, "invalid_request"},
@@ -359,6 +362,7 @@ func TestDiscovery(t *testing.T) {
 	iss := n.URL()
 	want := map[string]any{
 		"issuer": iss, "token_endpoint": iss + "/oauth2/token", "jwks_uri": iss + "/.well-known/jwks.json",
+		"authorization_endpoint": iss + "/oauth2/authorize",
 		"introspection_endpoint": iss + "/oauth2/introspect", "revocation_endpoint": iss + "/oauth2/revoke",
 	}
 	for k, v := range want {
@@ -374,12 +378,14 @@ func TestDiscovery(t *testing.T) {
 		return out
 	}
 	methods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	withPublic := append(slices.Clone(methods), "none")
 	for k, v := range map[string][]string{
-		"grant_types_supported":                            {"client_credentials"},
-		"response_types_supported":                         nil,
-		"token_endpoint_auth_methods_supported":            methods,
+		"grant_types_supported":                            {"authorization_code", "client_credentials", "refresh_token"},
+		"response_types_supported":                         {"code"},
+		"code_challenge_methods_supported":                 {"S256"},
+		"token_endpoint_auth_methods_supported":            withPublic,
 		"introspection_endpoint_auth_methods_supported":    methods,
-		"revocation_endpoint_auth_methods_supported":       methods,
+		"revocation_endpoint_auth_methods_supported":       withPublic,
 		"token_endpoint_auth_signing_alg_values_supported": {"RS256", "ES256", "EdDSA"},
 	} {
 		if got := list(k); !slices.Equal(got, v) {
@@ -389,9 +395,34 @@ func TestDiscovery(t *testing.T) {
 	if scopes := list("scopes_supported"); !slices.Contains(scopes, "vps:read") {
 		t.Errorf("scopes_supported = %v", scopes)
 	}
-	for _, k := range []string{"authorization_endpoint", "code_challenge_methods_supported"} {
-		if _, ok := md[k]; ok {
-			t.Errorf("%s is listed but does not work yet", k)
-		}
+	// Every listed grant works: TestAuthorizationCodeFlowWithXOAuth2 (code,
+	// refresh_token, PKCE S256, a public client below) and the client
+	// credentials tests.
+}
+
+// A public client (token_endpoint_auth_method none) must use PKCE S256:
+// without a code_challenge the authorization request goes back with
+// invalid_request; with one, the code exchange needs only client_id and
+// the verifier.
+func TestPublicClientRequiresPKCE(t *testing.T) {
+	t.Parallel()
+	n := tollgatetest.Start(t)
+	f := newAuthzFixture(t, n.URL(), map[string]any{"token_endpoint_auth_method": "none"})
+	cfg := f.oauthConfig("domains:read")
+	cfg.ClientSecret = ""
+	b := newBrowser(t, n.URL())
+	u := b.get(t, cfg.AuthCodeURL("s")).location(t)
+	if u.Query().Get("error") != "invalid_request" || u.Query().Get("state") != "s" {
+		t.Fatalf("without PKCE: %s", u)
+	}
+	u = b.get(t, cfg.AuthCodeURL("s", oauth2.SetAuthURLParam("code_challenge", "abc"), oauth2.SetAuthURLParam("code_challenge_method", "plain"))).location(t)
+	if u.Query().Get("error") != "invalid_request" {
+		t.Fatalf("plain PKCE: %s", u)
+	}
+	verifier := oauth2.GenerateVerifier()
+	code := codeFrom(t, b.authorize(t, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier))), "s")
+	tok, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+	if err != nil || !strings.HasPrefix(tok.RefreshToken, "tg_rt_") {
+		t.Fatalf("public exchange: %v %+v", err, tok)
 	}
 }

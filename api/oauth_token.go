@@ -231,6 +231,9 @@ type tokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope"`
+	// RefreshToken is issued with authorization codes (and rotated on
+	// every refresh) to clients allowed the refresh_token grant.
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
 // grantType reads grant_type from the body or, alternatively, the query
@@ -262,7 +265,8 @@ func (a *API) token(c *fiber.Ctx) error {
 	}
 	grant, ok := a.grants[gt]
 	if !ok {
-		return errUnsupportedGrantType.describe("grant_type %q is not supported: use %s", truncate(gt, 40), domain.GrantClientCredentials)
+		return errUnsupportedGrantType.describe("grant_type %q is not supported: use %s, %s or %s", truncate(gt, 40),
+			domain.GrantAuthorizationCode, domain.GrantClientCredentials, domain.GrantRefreshToken)
 	}
 	client, oe := a.authenticateClient(c, r)
 	if oe != nil {

@@ -115,7 +115,7 @@ func TestOpenAPIValidatorRejectsDrift(t *testing.T) {
 	const client = `{"id":"cli_AAAAAAAAAAAAAAAAAAAA","client_id":"billing@example.com","account_id":"acc_AAAAAAAAAAAAAAAAAAAA",` +
 		`"environment":"live","name":"c","grant_types":["client_credentials"],"scopes":["vps:read"],"default_scopes":[],` +
 		`"token_endpoint_auth_method":"client_secret_basic","jwks":%s,"redirect_uris":[],"access_token_ttl":3600,` +
-		`"access_token_format":"opaque","status":"active","previous_secret_valid_until":null,` +
+		`"access_token_format":"opaque","refresh_token_grace_period":0,"status":"active","previous_secret_valid_until":null,` +
 		`"created_at":"2024-01-02T03:04:05Z","updated_at":"2024-01-02T03:04:05Z"%s}`
 	const jwks = `{"keys":[{"use":"sig","kty":"EC","kid":"k1","crv":"P-256","alg":"ES256","x":"AAAA","y":"AAAA"%s}]}`
 	clientSecret := `,"client_secret":"tg_cs_` + strings.Repeat("A", 54) + `"`

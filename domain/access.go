@@ -60,16 +60,25 @@ type IssueAccess struct {
 	Audience []string
 	// KeyID is the signing key of a JWT access token.
 	KeyID string
-	Now   time.Time
+	// UserID and Grant are set for a token issued for a user (authorization
+	// code or refresh token grant): the token's subject is then the user.
+	UserID string
+	Grant  string
+	Now    time.Time
 }
 
-// IssueAccessToken returns access.issued for a client_credentials token of
-// the client's format and lifetime.
+// IssueAccessToken returns access.issued for a token of the client's
+// format and lifetime: for the client itself (client_credentials) or, with
+// a grant, for a user (authorization_code).
 func (c Client) IssueAccessToken(cmd IssueAccess) (events.AccessIssued, error) {
 	if c.DeletedAt != nil || c.ID == "" {
 		return events.AccessIssued{}, ErrNotFound
 	}
-	if !slices.Contains(c.Settings.GrantTypes, GrantClientCredentials) {
+	grantType, subject := GrantClientCredentials, c.ClientID
+	if cmd.Grant != "" {
+		grantType, subject = GrantAuthorizationCode, cmd.UserID
+	}
+	if !slices.Contains(c.Settings.GrantTypes, grantType) {
 		return events.AccessIssued{}, ErrGrantNotAllowed
 	}
 	ttl := c.Settings.AccessTokenTTL
@@ -79,7 +88,7 @@ func (c Client) IssueAccessToken(cmd IssueAccess) (events.AccessIssued, error) {
 	iat := cmd.Now.UTC().Truncate(time.Second)
 	ev := events.AccessIssued{
 		ID: cmd.ID, Hash: cmd.Hash, Client: c.ID, ClientID: c.ClientID, AccountID: c.AccountID,
-		Environment: c.Environment, Scopes: cmd.Scopes, Subject: c.ClientID, Audience: cmd.Audience,
+		Environment: c.Environment, Scopes: cmd.Scopes, Subject: subject, Audience: cmd.Audience, Grant: cmd.Grant,
 		Format: c.Settings.AccessTokenFormat, IssuedAt: iat, ExpiresAt: iat.Add(time.Duration(ttl) * time.Second),
 	}
 	if ev.Format == "" {

@@ -54,6 +54,8 @@ const (
 	MaxRedirectURIs      = 20
 	MaxRedirectURILength = 2000
 	MaxClientScopes      = 100
+	// MaxRefreshTokenGracePeriod bounds a client's refresh_token_grace_period, in seconds.
+	MaxRefreshTokenGracePeriod = 300
 )
 
 // ClientIDPrefix starts the internal id of every client.
@@ -104,6 +106,9 @@ type ClientSpec struct {
 	RedirectURIs      []string
 	AccessTokenTTL    int64
 	AccessTokenFormat string
+	// RefreshTokenGracePeriod: seconds a spent refresh token may be
+	// presented once more, 0 to [MaxRefreshTokenGracePeriod].
+	RefreshTokenGracePeriod int64
 }
 
 // CreateClient is the command that registers a client. Secret generation
@@ -198,6 +203,7 @@ func (c Client) Spec() ClientSpec {
 		DefaultScopes: slices.Clone(s.DefaultScopes), TokenEndpointAuthMethod: s.TokenEndpointAuthMethod,
 		JWKS: slices.Clone([]byte(s.JWKS)), RedirectURIs: slices.Clone(s.RedirectURIs),
 		AccessTokenTTL: s.AccessTokenTTL, AccessTokenFormat: s.AccessTokenFormat,
+		RefreshTokenGracePeriod: s.RefreshTokenGracePeriod,
 	}
 }
 

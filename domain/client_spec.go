@@ -16,6 +16,7 @@ func checkClientSpec(v *validation, spec ClientSpec) events.ClientSettings {
 	s := events.ClientSettings{
 		Name: strings.TrimSpace(spec.Name), TokenEndpointAuthMethod: spec.TokenEndpointAuthMethod,
 		AccessTokenTTL: spec.AccessTokenTTL, AccessTokenFormat: spec.AccessTokenFormat,
+		RefreshTokenGracePeriod: spec.RefreshTokenGracePeriod,
 	}
 	checkName(v, "name", s.Name)
 
@@ -52,6 +53,9 @@ func checkClientSpec(v *validation, spec ClientSpec) events.ClientSettings {
 	}
 	if !slices.Contains(tokenFormats, s.AccessTokenFormat) {
 		v.add("access_token_format", "must be %q or %q", AccessTokenOpaque, AccessTokenJWT)
+	}
+	if g := s.RefreshTokenGracePeriod; g < 0 || g > MaxRefreshTokenGracePeriod {
+		v.add("refresh_token_grace_period", "must be from 0 to %d seconds", MaxRefreshTokenGracePeriod)
 	}
 	return s
 }
@@ -155,6 +159,7 @@ func loopbackHost(host string) bool {
 func sameClientSettings(a, b events.ClientSettings) bool {
 	return a.Name == b.Name && a.TokenEndpointAuthMethod == b.TokenEndpointAuthMethod &&
 		a.AccessTokenTTL == b.AccessTokenTTL && a.AccessTokenFormat == b.AccessTokenFormat &&
+		a.RefreshTokenGracePeriod == b.RefreshTokenGracePeriod &&
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.DefaultScopes, b.DefaultScopes) && slices.Equal(a.RedirectURIs, b.RedirectURIs) &&
 		string(a.JWKS) == string(b.JWKS)

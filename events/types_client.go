@@ -51,6 +51,9 @@ type ClientSettings struct {
 	// AccessTokenTTL is the lifetime of the client's access tokens in seconds.
 	AccessTokenTTL    int64  `json:"access_token_ttl"`
 	AccessTokenFormat string `json:"access_token_format"`
+	// RefreshTokenGracePeriod is how many seconds a spent refresh token may
+	// be presented once more (0: never).
+	RefreshTokenGracePeriod int64 `json:"refresh_token_grace_period"`
 }
 
 // ClientCreated is the first event of an OAuth client. SecretHash is the

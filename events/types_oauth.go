@@ -49,6 +49,9 @@ type AccessIssued struct {
 	KeyID     string    `json:"kid,omitempty"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Grant is the grant (grt_…) of a token issued for a user from an
+	// authorization code or a refresh token; Subject is then the user id.
+	Grant string `json:"grant,omitempty"`
 }
 
 func (AccessIssued) EventType() string { return TypeAccessIssued }

@@ -26,6 +26,8 @@ type AccessRecord struct {
 	ExpiresAt    time.Time  `json:"expires_at"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
+	// Grant is the grant of a token issued for a user.
+	Grant string `json:"grant,omitempty"`
 	// Version is the stream sequence of the token's last event.
 	Version uint64 `json:"version"`
 }
@@ -51,7 +53,7 @@ var (
 const prefixAccess = "oat/"
 
 func (*Access) Name() string       { return "access" }
-func (*Access) Version() int       { return 1 }
+func (*Access) Version() int       { return 2 }
 func (*Access) Prefixes() []string { return []string{prefixAccess} }
 
 func (a *Access) AfterCommit() {
@@ -75,7 +77,7 @@ func (a *Access) Apply(tx *Tx, ev events.Event) error {
 		return tx.SetJSON([]byte(prefixAccess+p.ID), AccessRecord{
 			ID: p.ID, Hash: p.Hash, Client: p.Client, ClientID: p.ClientID, AccountID: p.AccountID,
 			Environment: p.Environment, Scopes: p.Scopes, Subject: p.Subject, Audience: p.Audience,
-			Format: p.Format, KeyID: p.KeyID, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Version: ev.Sequence,
+			Format: p.Format, KeyID: p.KeyID, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Grant: p.Grant, Version: ev.Sequence,
 		})
 	case events.TypeTokenRevoked:
 		p, err := events.Decode[events.TokenRevoked](ev)

@@ -78,7 +78,7 @@ func TestClientsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"access_token_format", "access_token_ttl", "account_id", "client_id", "created_at", "default_scopes", "environment",
-		"grant_types", "id", "name", "redirect_uris", "scopes", "secret_hash", "seq", "token_endpoint_auth_method", "updated_at", "version"}
+		"grant_types", "id", "name", "redirect_uris", "refresh_token_grace_period", "scopes", "secret_hash", "seq", "token_endpoint_auth_method", "updated_at", "version"}
 	if got := slices.Sorted(maps.Keys(shape)); !slices.Equal(got, want) {
 		t.Fatalf("JSON fields %v\nwant %v", got, want)
 	}

@@ -72,12 +72,16 @@ type Storage struct {
 	Subscriptions *projections.Subscriptions
 	Deliveries    *projections.Deliveries
 	Errors        *projections.Errors
+	// Users, Consents and Grants serve the authorization code flow.
+	Users    *projections.Users
+	Consents *projections.Consents
+	Grants   *projections.Grants
 }
 
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
 	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets, s.Access, s.SigningKeys,
-		s.Subscriptions, s.Deliveries, projections.DeliveryErrors{}}
+		s.Subscriptions, s.Deliveries, projections.DeliveryErrors{}, s.Users, s.Consents, s.Grants}
 }
 
 // UsageProjections lists every projection of the usage stream.
@@ -154,6 +158,9 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 	s.Subscriptions = projections.NewSubscriptions(s.DB)
 	s.Deliveries = projections.NewDeliveries(s.DB)
 	s.Errors = projections.NewErrors(s.DB)
+	s.Users = projections.NewUsers(s.DB)
+	s.Consents = projections.NewConsents(s.DB)
+	s.Grants = projections.NewGrants(s.DB)
 	ok = true
 	return s, nil
 }
@@ -232,6 +239,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Clients: st.Clients, Access: st.Access, SigningKeys: st.SigningKeys, Idempotency: idem, Assertions: assertions, Fence: n.fence,
 		Usage: n.usage, Logger: cfg.Logger, Ready: n.ready, Now: cfg.Clock,
 		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, CheckCallbackURL: guard.CheckURL,
+		Users: st.Users, Consents: st.Consents, Grants: st.Grants,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID, Issuer: cfg.Issuer, KeyEncryptionKey: kek,
 		AuthFailureLimit: cfg.AuthFailureLimit})
 	if err != nil {
