@@ -180,7 +180,7 @@ func (u *Users) update(tx *Tx, id string, seq uint64, change func(*UserRecord) e
 
 // Get returns the user with id, deleted or not.
 func (u *Users) Get(id string) (UserRecord, bool, error) {
-	return u.cache.load(u.db, userKey(id), id)
+	return u.cache.load(u.db, prefixUser, id)
 }
 
 // Claim returns the claim on a username of an account and environment.
