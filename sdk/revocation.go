@@ -42,6 +42,10 @@ type RevocationFollower struct {
 	seq       uint64
 	dirty     bool
 	listeners []func(tokenID string)
+	// stopped is set when Run ends: a message the consumer still hands
+	// over afterwards is not applied, so the state saved last is the
+	// follower's position (the message is read again on the next run).
+	stopped bool
 
 	caughtUp     chan struct{}
 	caughtUpOnce sync.Once
@@ -117,7 +121,15 @@ func (f *RevocationFollower) CaughtUp() <-chan struct{} { return f.caughtUp }
 // Run follows the log until ctx ends, then saves the state. It returns
 // early only if it cannot start.
 func (f *RevocationFollower) Run(ctx context.Context) error {
-	defer f.flush()
+	f.mu.Lock()
+	f.stopped = false
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.stopped = true
+		f.mu.Unlock()
+		f.flush()
+	}()
 	cons, err := f.js.OrderedConsumer(ctx, f.cfg.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{RevocationSubjects},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -160,6 +172,10 @@ func (f *RevocationFollower) apply(m jetstream.Msg) {
 		}
 	}
 	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
 	if p.ID != "" {
 		f.revoked[p.ID] = p.RevokedAt
 	}
