@@ -51,6 +51,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	// Zero means "default" to bench.Options; on the command line it is a mistake.
+	if o.Concurrency < 1 || o.Duration <= 0 || o.ReplayEvents < 1 || o.MemoryTokens < 1 || o.RevokeTokens < 1 {
+		return fmt.Errorf("%w: --concurrency, --duration, --replay-events, --memory-tokens and --revoke-tokens must be positive", bench.ErrInvalidOption)
+	}
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			o.Scenarios = append(o.Scenarios, s)

@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -273,6 +272,3 @@ func (s *Session) runHTTP(ctx context.Context, name string, req *Request, n int,
 		func(f func()) { s.profiled(name, func() { around(f) }) })
 	return s.httpResult(lr)
 }
-
-// procs is GOMAXPROCS, for settings.
-func procs() int { return runtime.GOMAXPROCS(0) }

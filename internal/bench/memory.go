@@ -87,10 +87,12 @@ func (s *Session) prepareMemory(ctx context.Context) (func(context.Context, int)
 // token is loaded. Memory is sampled idle, loaded and active.
 func (s *Session) runMemory(ctx context.Context) (Result, error) {
 	m := s.opts.MemoryTokens
-	n, err := s.startNode(ctx, "memory", "")
+	s.runs++
+	n, err := s.startNode(ctx, fmt.Sprintf("memory-%d", s.runs), "")
 	if err != nil {
 		return Result{}, err
 	}
+	defer n.Close() // its memory must not count in the next run's idle sample
 	t, err := s.newTenant(n.URL(), "bench-memory")
 	if err != nil {
 		return Result{}, err

@@ -110,10 +110,10 @@ func (s *Session) runRevoke(ctx context.Context, t *tenant, baseA, baseB string,
 					break
 				}
 				if err == nil && code != "VALID" {
-					err = fmt.Errorf("B says %q while the revocation travels", code)
+					err = fmt.Errorf("node B says %q while the revocation travels", code)
 				}
 				if err != nil || time.Since(revoked) > revokeTimeout {
-					fail(errors.Join(err, fmt.Errorf("B did not reject a revoked token within %s", revokeTimeout)))
+					fail(errors.Join(err, fmt.Errorf("node B did not reject a revoked token within %s", revokeTimeout)))
 					break
 				}
 			}

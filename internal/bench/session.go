@@ -32,6 +32,7 @@ type Session struct {
 	// baseline is the baseline's rate in this session, 0 before it ran.
 	baseline float64
 	started  time.Time
+	runs     int // memory runs so far, naming their data dirs
 }
 
 // Start opens a session: with Options.URL it checks the node answers,
