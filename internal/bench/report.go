@@ -170,6 +170,8 @@ func (r *Report) finish() {
 // large figures grouped.
 func num(v float64) string {
 	switch {
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return group(int64(v))
 	case math.Abs(v) < 10:
 		return fmt.Sprintf("%.2f", v)
 	case math.Abs(v) < 1000:
