@@ -159,6 +159,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := s.newReport()
 	for _, name := range s.opts.selected() {
 		s.prog.logf("== %s", name)
+		if name == Memory {
+			// Memory runs last: what earlier scenarios started would only
+			// blur its samples.
+			s.stopAll()
+		}
 		res, err := s.Measure(ctx, name, 0)
 		if err != nil {
 			if ctx.Err() != nil {

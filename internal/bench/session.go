@@ -107,13 +107,19 @@ func (s *Session) startNode(ctx context.Context, name, natsURL string) (*node.No
 	return n, nil
 }
 
-// Close stops everything the session started and removes its data.
-func (s *Session) Close() {
+// stopAll stops every node and server the session started so far.
+func (s *Session) stopAll() {
 	s.client.close()
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}
 	s.closers = nil
+	s.node = nil
+}
+
+// Close stops everything the session started and removes its data.
+func (s *Session) Close() {
+	s.stopAll()
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)
 		s.dir = ""
