@@ -205,10 +205,6 @@ func (p *Prepared) Run(ctx context.Context, n int) (Result, error) {
 	}
 	res.Scenario = p.name
 	res.ElapsedSeconds = time.Since(start).Seconds()
-	if res.Scenario == Baseline {
-		s := p.s
-		s.baseline = res.Throughput
-	}
 	return res, nil
 }
 

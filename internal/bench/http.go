@@ -86,6 +86,9 @@ func (s *Session) prepareBaseline(ctx context.Context) (func(context.Context, in
 	return func(ctx context.Context, n int) (Result, error) {
 		res := s.runHTTP(ctx, Baseline, req, n, nil)
 		res.Notes = append(res.Notes, "bare Fiber app, same fiber.Config as Tollgate's, one JSON handler, no middleware")
+		if s.opts.URL != "" {
+			res.Notes = append(res.Notes, "served on this machine: ratios compare with --url only when that node runs here too")
+		}
 		return res, nil
 	}, nil
 }
@@ -145,6 +148,8 @@ func (s *Session) prepareIssue(ctx context.Context) (func(context.Context, int) 
 			ok := res.Count - res.Errors
 			res.Metrics = map[string]float64{"appended_per_token": float64(after-before) / float64(max(ok, 1))}
 			res.Notes = append(res.Notes, fmt.Sprintf("events appended per issued token: %.3f", res.Metrics["appended_per_token"]))
+		} else {
+			res.Notes = append(res.Notes, "appends per token not counted (needs the in-process node)")
 		}
 		return res, nil
 	}, nil

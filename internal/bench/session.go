@@ -29,13 +29,11 @@ type Session struct {
 	kek     []byte
 	closers []func()
 	tenant  *tenant
-	// baseline is the baseline's rate in this session, 0 before it ran.
-	baseline float64
-	started  time.Time
-	runs     int // memory runs so far, naming their data dirs
+	started time.Time
+	runs    int // memory runs so far, naming their data dirs
 }
 
-// Start opens a session: with Options.URL it checks the node answers,
+// Start opens a session: with Options.URL it targets that node,
 // otherwise it starts an in-process node with embedded NATS in a fresh
 // temporary data dir.
 func Start(ctx context.Context, o Options) (*Session, error) {
