@@ -2,6 +2,7 @@
 //
 //	tollgate [serve] [flags]   run the server (default)
 //	tollgate rebuild [flags]   drop and replay every projection
+//	tollgate bench [flags]     measure the hot paths (see internal/bench)
 //
 // Every flag is also an environment variable: TOLLGATE_ + the flag name in
 // upper case with '-' as '_' (--data-dir is TOLLGATE_DATA_DIR). A flag on the
@@ -53,11 +54,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return rebuild(ctx, cfg, stderr)
+	case "bench":
+		return benchCmd(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: tollgate [serve|rebuild] [flags]; tollgate serve -h lists the flags")
+		fmt.Fprintln(stdout, "usage: tollgate [serve|rebuild|bench] [flags]; tollgate serve -h (bench -h) lists the flags")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, rebuild)", cmd)
+	return fmt.Errorf("unknown command %q (serve, rebuild, bench)", cmd)
 }
 
 // parseFlags reads flags, with TOLLGATE_* environment variables as defaults.
@@ -85,16 +88,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.BoolVar(&cfg.Callbacks.AllowLoopback, "callbacks-allow-loopback", false, "allow callback URLs that resolve to loopback (development and tests)")
 	fs.StringVar(&backoff, "callback-backoff", "", "comma-separated delays between callback attempts, e.g. 1s,2s,4s (default 5s … 12h over about a day, 10 attempts)")
 
-	var envErrs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "TOLLGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if err := f.Value.Set(v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s: %w", env, err))
-			}
-		}
-	})
-	if err := errors.Join(envErrs...); err != nil {
+	if err := applyEnv(fs); err != nil {
 		return cfg, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +115,20 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return cfg, nil
+}
+
+// applyEnv sets every flag of fs that has a TOLLGATE_* environment variable.
+func applyEnv(fs *flag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "TOLLGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
 
 func serve(ctx context.Context, cfg node.Config) error {
