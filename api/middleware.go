@@ -187,7 +187,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	if !rec.AllowsIP(a.clientIP(c)) {
 		return errForbidden
 	}
-	if ok, st := a.rates.allow(rec.ID, rec.RateLimit.Limit, rec.RateLimit.Window, now); !ok {
+	if ok, st := a.rates.allow(rec.ID, rec.RateLimit, int64(rec.RateWindow), now); !ok {
 		setRateHeaders(c, st)
 		return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", RetryAfter: int(st.Reset),
 			Message: "Rate limit exceeded: retry after the window resets"}
@@ -211,7 +211,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		}
 	}
 	c.Locals(localPrincipal, &Principal{
-		TokenID: rec.ID, AccountID: rec.AccountID, Environment: rec.Environment, Scopes: rec.Scopes, secret: key,
+		TokenID: rec.ID, AccountID: rec.AccountID, Environment: *rec.Environment(), Scopes: rec.Scopes, secret: key,
 	})
 	return nil
 }
@@ -272,7 +272,7 @@ func (a *API) checkCredential(c *fiber.Ctx, key string, now time.Time) (*project
 	if !rec.Matches(key, unixNano) {
 		return nil, verdictNotFound
 	}
-	if strings.HasPrefix(key, "tg_") && domain.CredentialEnvironment(key) != rec.Environment {
+	if strings.HasPrefix(key, "tg_") && domain.CredentialEnvironment(key) != *rec.Environment() {
 		return nil, verdictNotFound
 	}
 	switch rec.Status(unixNano) {

@@ -17,11 +17,13 @@ type rateShard struct {
 	windows map[string]*rateWindow
 }
 
+// rateWindow is one token's state: kept for every active token, so small
+// (times as Unix nanoseconds).
 type rateWindow struct {
-	start     time.Time
+	start     int64
 	cur, prev int64
 	window    time.Duration
-	lastSeen  time.Time
+	lastSeen  int64
 }
 
 // rateState is what a caller is told about its rate limit.
@@ -59,23 +61,25 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 	defer s.mu.Unlock()
 	w := s.windows[key]
 	if w == nil || w.window != window {
-		w = &rateWindow{start: now.Truncate(window), window: window}
+		w = &rateWindow{start: now.Truncate(window).UnixNano(), window: window}
 		s.windows[key] = w
 		if len(s.windows) > 10_000 {
 			s.evictLocked(now)
 		}
 	}
-	w.lastSeen = now
-	switch elapsed := now.Sub(w.start); {
+	w.lastSeen = now.UnixNano()
+	start := time.Unix(0, w.start)
+	switch elapsed := now.Sub(start); {
 	case elapsed >= 2*window:
-		w.start, w.cur, w.prev = now.Truncate(window), 0, 0
+		start, w.cur, w.prev = now.Truncate(window), 0, 0
 	case elapsed >= window:
-		w.start, w.prev, w.cur = w.start.Add(window), w.cur, 0
+		start, w.prev, w.cur = start.Add(window), w.cur, 0
 	}
+	w.start = start.UnixNano()
 	// Weight of the previous window still inside the sliding window.
-	frac := 1 - float64(now.Sub(w.start))/float64(window)
+	frac := 1 - float64(now.Sub(start))/float64(window)
 	used := w.cur + int64(math.Ceil(float64(w.prev)*frac))
-	reset := int64(math.Ceil(w.start.Add(window).Sub(now).Seconds()))
+	reset := int64(math.Ceil(start.Add(window).Sub(now).Seconds()))
 	st := rateState{Limit: limit, Reset: max(reset, 1), Window: windowSecs}
 	if used >= limit {
 		return false, st
@@ -87,7 +91,7 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 
 func (s *rateShard) evictLocked(now time.Time) {
 	for k, w := range s.windows {
-		if now.Sub(w.lastSeen) > 2*w.window {
+		if now.UnixNano()-w.lastSeen > int64(2*w.window) {
 			delete(s.windows, k)
 		}
 	}
@@ -105,7 +109,7 @@ func (r *rateLimiter) exceeded(key string, limit, windowSecs int64, now time.Tim
 	if w == nil || w.window != window {
 		return false, rateState{Limit: limit, Remaining: limit, Reset: windowSecs, Window: windowSecs}
 	}
-	start, cur, prev := w.start, w.cur, w.prev
+	start, cur, prev := time.Unix(0, w.start), w.cur, w.prev
 	switch elapsed := now.Sub(start); {
 	case elapsed >= 2*window:
 		start, cur, prev = now.Truncate(window), 0, 0

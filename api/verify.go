@@ -107,7 +107,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = code
 		return c.JSON(out)
 	}
-	out.TokenID, out.AccountID, out.Environment = &rec.ID, &rec.AccountID, &rec.Environment
+	out.TokenID, out.AccountID, out.Environment = &rec.ID, &rec.AccountID, rec.Environment()
 	out.Scopes = rec.Scopes
 	if rec.ExpiresAt != 0 {
 		at := time.Unix(0, rec.ExpiresAt).UTC()
@@ -137,7 +137,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = code
 		return c.JSON(out)
 	}
-	allowed, st := a.rates.allow(rec.ID, rec.RateLimit.Limit, rec.RateLimit.Window, now)
+	allowed, st := a.rates.allow(rec.ID, rec.RateLimit, int64(rec.RateWindow), now)
 	out.RateLimit = &st
 	if !allowed {
 		out.Code = verdictRateLimited

@@ -3,12 +3,12 @@ package projections
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
 
 	"github.com/tollgate/tollgate/domain"
-	"github.com/tollgate/tollgate/events"
 )
 
 // TokenAuth is what checking a presented token needs, and no more: a
@@ -19,19 +19,48 @@ import (
 // interned. A TokenAuth is shared and never modified; a change to the
 // token replaces it.
 type TokenAuth struct {
-	ID          string
-	AccountID   string
-	Environment string
-	Scopes      []string
-	Hash        [sha256.Size]byte
+	ID        string
+	AccountID string
+	Scopes    []string
+	Hash      [sha256.Size]byte
 	// ExpiresAt and RevokedAt are Unix nanoseconds; 0 for never and not.
 	ExpiresAt int64
 	RevokedAt int64
-	RateLimit events.RateLimit
-	Version   uint64
+	// RateLimit requests per RateWindow seconds.
+	RateLimit  int64
+	RateWindow int32
+	env        environment
 	// ext holds what few tokens have: a rotation's grace period, an IP
 	// whitelist, usage limits.
 	ext *tokenAuthExt
+}
+
+// environment is a token's environment in one byte.
+type environment uint8
+
+const (
+	envOther environment = iota
+	envLive
+	envTest
+)
+
+// The environments' names, shared by every view (callers may take their
+// address; they are never modified).
+var (
+	envLiveName = domain.EnvLive
+	envTestName = domain.EnvTest
+	envNoName   = ""
+)
+
+// Environment is the token's environment, "live" or "test".
+func (t *TokenAuth) Environment() *string {
+	switch t.env {
+	case envLive:
+		return &envLiveName
+	case envTest:
+		return &envTestName
+	}
+	return &envNoName
 }
 
 type tokenAuthExt struct {
@@ -119,8 +148,14 @@ func (in *interner) str(s string) string {
 func (in *interner) compact(r *TokenRecord) *TokenAuth {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	a := &TokenAuth{ID: strings.Clone(r.ID), AccountID: in.str(r.AccountID), Environment: in.str(r.Environment),
-		RateLimit: r.RateLimit, Version: r.Version}
+	a := &TokenAuth{ID: strings.Clone(r.ID), AccountID: in.str(r.AccountID), RateLimit: r.RateLimit.Limit,
+		RateWindow: int32(min(r.RateLimit.Window, math.MaxInt32))}
+	switch r.Environment {
+	case domain.EnvLive:
+		a.env = envLive
+	case domain.EnvTest:
+		a.env = envTest
+	}
 	key := strings.Join(r.Scopes, " ")
 	scopes, ok := in.scopes[key]
 	if !ok {

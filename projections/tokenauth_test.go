@@ -89,4 +89,11 @@ func TestTokenAuthInternsSharedStrings(t *testing.T) {
 	if a.ext != nil {
 		t.Error("a token without limits, whitelist or grace period carries an extension")
 	}
+	if *a.Environment() != "live" || *in.compact(&TokenRecord{Environment: "test"}).Environment() != "test" {
+		t.Error("environment lost")
+	}
+	// The memory budget (docs/performance.md) counts on this size class.
+	if size := unsafe.Sizeof(TokenAuth{}); size > 128 {
+		t.Errorf("TokenAuth is %d bytes, more than 128", size)
+	}
 }
