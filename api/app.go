@@ -95,6 +95,10 @@ type Config struct {
 	// one client_id or one IP may have before the OAuth endpoints answer it
 	// 429. Default 10.
 	AuthFailureLimit int
+	// RefreshTokenTTL is the absolute lifetime of the refresh tokens of an
+	// authorization-code grant, from the code's redemption. Default
+	// [domain.DefaultRefreshTokenTTL] (30 days).
+	RefreshTokenTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +117,9 @@ func (c *Config) setDefaults() {
 	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
 	if c.AuthFailureLimit <= 0 {
 		c.AuthFailureLimit = 10
+	}
+	if c.RefreshTokenTTL <= 0 {
+		c.RefreshTokenTTL = domain.DefaultRefreshTokenTTL
 	}
 }
 
