@@ -183,7 +183,8 @@ func (a *API) showConsent(c *fiber.Ctx, req authzRequest, client projections.Cli
 }
 
 // issueCode appends authcode.issued and redirects to the client with the
-// code and state. The code is 43 random base62 characters; only its
+// code, state and iss (RFC 9207: the issuer, exactly as in discovery, so
+// a client talking to several servers can tell who answered). The code is 43 random base62 characters; only its
 // SHA-256 is stored.
 func (a *API) issueCode(c *fiber.Ctx, req authzRequest, client projections.ClientRecord, user projections.UserRecord) error {
 	x := a.cmd(c)
@@ -210,5 +211,5 @@ func (a *API) issueCode(c *fiber.Ctx, req authzRequest, client projections.Clien
 	if _, err := a.commit(c, change); err != nil {
 		return err
 	}
-	return a.redirect(c, withParams(req.RedirectURI, "code", code, "state", req.State))
+	return a.redirect(c, withParams(req.RedirectURI, "code", code, "state", req.State, "iss", a.issuer()))
 }

@@ -90,7 +90,8 @@ func badAuthorization(msg string) *pageError {
 }
 
 // redirectError is an RFC 6749 §4.1.2.1 error sent to the client's
-// redirect_uri, which is known to be registered.
+// redirect_uri, which is known to be registered. Like a code, it carries
+// the RFC 9207 iss parameter.
 type redirectError struct {
 	redirectURI, code, description, state string
 }
@@ -167,7 +168,8 @@ func (a *API) page(h fiber.Handler) fiber.Handler {
 		}
 		var re *redirectError
 		if errors.As(err, &re) {
-			return a.redirect(c, withParams(re.redirectURI, "error", re.code, "error_description", re.description, "state", re.state))
+			return a.redirect(c, withParams(re.redirectURI, "error", re.code, "error_description", re.description, "state", re.state,
+				"iss", a.issuer()))
 		}
 		var pe *pageError
 		if !errors.As(err, &pe) {
