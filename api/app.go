@@ -271,11 +271,12 @@ func (a *API) routes(app *fiber.App) {
 	app.Delete("/users/:id/consents/:client_id", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.revokeConsent)
 
 	// OAuth 2.0: canonical paths under /oauth2/, aliases /oauth/ and /v1/oauth/.
-	// The login and consent forms post to /oauth2/ only.
-	app.Post("/oauth2/login", a.page(a.login))
-	app.Post("/oauth2/consent", a.page(a.consent))
+	// The login and consent pages post their forms under the prefix they
+	// were served from.
 	for _, prefix := range oauthPrefixes {
 		app.Get(prefix+"/authorize", a.page(a.authorize))
+		app.Post(prefix+"/login", a.page(a.login))
+		app.Post(prefix+"/consent", a.page(a.consent))
 		app.Post(prefix+"/token", a.token)
 		app.Post(prefix+"/introspect", a.introspect)
 		app.Post(prefix+"/revoke", a.revokeAccess)

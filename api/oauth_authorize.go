@@ -161,7 +161,7 @@ func (a *API) showLogin(c *fiber.Ctx, status int, req authzRequest, client proje
 	if err != nil {
 		return err
 	}
-	return a.render(c, status, "login", loginPage{ClientName: client.Name, CSRF: sess.CSRF, Request: sealed,
+	return a.render(c, status, "login", loginPage{Action: oauthPrefix(c.Path()) + "/login", ClientName: client.Name, CSRF: sess.CSRF, Request: sealed,
 		Username: username, Error: problem}, origin(req.RedirectURI))
 }
 
@@ -178,7 +178,7 @@ func (a *API) showConsent(c *fiber.Ctx, req authzRequest, client projections.Cli
 		}
 		lines = append(lines, line)
 	}
-	return a.render(c, fiber.StatusOK, "consent", consentPage{ClientName: client.Name, ClientID: client.ClientID,
+	return a.render(c, fiber.StatusOK, "consent", consentPage{Action: oauthPrefix(c.Path()) + "/consent", ClientName: client.Name, ClientID: client.ClientID,
 		Username: user.Username, CSRF: sess.CSRF, Request: sealed, Scopes: lines}, origin(req.RedirectURI))
 }
 

@@ -41,7 +41,7 @@ var pages = template.Must(template.New("pages").Parse(`
 {{define "login"}}{{template "top" "Sign in"}}
 <h1>Sign in to continue to {{.ClientName}}</h1>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="/oauth2/login" id="login">
+<form method="post" action="{{.Action}}" id="login">
 <input type="hidden" name="csrf_token" value="{{.CSRF}}">
 <input type="hidden" name="request" value="{{.Request}}">
 <label for="username">Username</label><input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" required autofocus>
@@ -53,7 +53,7 @@ var pages = template.Must(template.New("pages").Parse(`
 <h1>{{.ClientName}} wants to access your account</h1>
 <p>Signed in as <strong>{{.Username}}</strong>. {{.ClientName}} (<code>{{.ClientID}}</code>) asks for:</p>
 <ul class="scopes">{{range .Scopes}}<li><code>{{.Name}}</code><br><span class="muted">{{.Description}}</span></li>{{end}}</ul>
-<form method="post" action="/oauth2/consent" id="consent">
+<form method="post" action="{{.Action}}" id="consent">
 <input type="hidden" name="csrf_token" value="{{.CSRF}}">
 <input type="hidden" name="request" value="{{.Request}}">
 <button type="submit" name="decision" value="allow" id="allow">Allow</button><button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button>
@@ -65,15 +65,17 @@ var pages = template.Must(template.New("pages").Parse(`
 <p class="muted">Go back to the application and start again. Nothing was sent to it.</p>{{template "bottom"}}{{end}}
 `))
 
+// loginPage and consentPage: Action is where the form posts (the login
+// or consent path under the prefix the page was served from).
 type loginPage struct {
-	ClientName, CSRF, Request, Username, Error string
+	Action, ClientName, CSRF, Request, Username, Error string
 }
 
 type scopeLine struct{ Name, Description string }
 
 type consentPage struct {
-	ClientName, ClientID, Username, CSRF, Request string
-	Scopes                                        []scopeLine
+	Action, ClientName, ClientID, Username, CSRF, Request string
+	Scopes                                                []scopeLine
 }
 
 // pageError is shown as an error page, never sent to the client: an
