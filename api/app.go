@@ -95,6 +95,10 @@ type Config struct {
 	// one client_id or one IP may have before the OAuth endpoints answer it
 	// 429. Default 10.
 	AuthFailureLimit int
+	// RefreshTokenTTL is the absolute lifetime of the refresh tokens of an
+	// authorization-code grant, from the code's redemption. Default
+	// [domain.DefaultRefreshTokenTTL] (30 days).
+	RefreshTokenTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +117,9 @@ func (c *Config) setDefaults() {
 	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
 	if c.AuthFailureLimit <= 0 {
 		c.AuthFailureLimit = 10
+	}
+	if c.RefreshTokenTTL <= 0 {
+		c.RefreshTokenTTL = domain.DefaultRefreshTokenTTL
 	}
 }
 
@@ -264,11 +271,12 @@ func (a *API) routes(app *fiber.App) {
 	app.Delete("/users/:id/consents/:client_id", a.auth, need(domain.ScopeUsersWrite), a.idempotent, a.revokeConsent)
 
 	// OAuth 2.0: canonical paths under /oauth2/, aliases /oauth/ and /v1/oauth/.
-	// The login and consent forms post to /oauth2/ only.
-	app.Post("/oauth2/login", a.page(a.login))
-	app.Post("/oauth2/consent", a.page(a.consent))
+	// The login and consent pages post their forms under the prefix they
+	// were served from.
 	for _, prefix := range oauthPrefixes {
 		app.Get(prefix+"/authorize", a.page(a.authorize))
+		app.Post(prefix+"/login", a.page(a.login))
+		app.Post(prefix+"/consent", a.page(a.consent))
 		app.Post(prefix+"/token", a.token)
 		app.Post(prefix+"/introspect", a.introspect)
 		app.Post(prefix+"/revoke", a.revokeAccess)

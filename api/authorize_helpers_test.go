@@ -110,6 +110,8 @@ func (p page) location(t *testing.T) *url.URL {
 var (
 	csrfField    = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 	requestField = regexp.MustCompile(`name="request" value="([^"]*)"`)
+	// formAction is where the page's form posts, as a browser reads it.
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
 )
 
 // field reads a hidden field of the page's form.
@@ -152,17 +154,17 @@ func (b *browser) post(t *testing.T, path string, form url.Values) page {
 	return b.do(t, req)
 }
 
-// login submits the login form of p.
+// login submits the login form of p, to the page's form action.
 func (b *browser) login(t *testing.T, p page, username, password string) page {
 	t.Helper()
-	return b.post(t, "/oauth2/login", url.Values{"csrf_token": {p.field(t, csrfField)}, "request": {p.field(t, requestField)},
+	return b.post(t, p.field(t, formAction), url.Values{"csrf_token": {p.field(t, csrfField)}, "request": {p.field(t, requestField)},
 		"username": {username}, "password": {password}})
 }
 
-// decide submits the consent form of p.
+// decide submits the consent form of p, to the page's form action.
 func (b *browser) decide(t *testing.T, p page, decision string) page {
 	t.Helper()
-	return b.post(t, "/oauth2/consent", url.Values{"csrf_token": {p.field(t, csrfField)}, "request": {p.field(t, requestField)},
+	return b.post(t, p.field(t, formAction), url.Values{"csrf_token": {p.field(t, csrfField)}, "request": {p.field(t, requestField)},
 		"decision": {decision}})
 }
 

@@ -103,6 +103,47 @@ func TestRefreshTokenGracePeriod(t *testing.T) {
 	wantOAuthError(t, refresh(t, n.URL(), id, secret, r2), 400, "invalid_grant")
 }
 
+// A grant's refresh tokens have an absolute lifetime from the code's
+// redemption (--refresh-token-ttl, default 720h): rotation does not extend
+// it. Just before its end a refresh works; just after, the current and
+// the spent tokens are invalid_grant "expired" and nothing is revoked.
+func TestRefreshTokenAbsoluteLifetime(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration // 0: the default
+		want time.Duration
+	}{{"default", 0, 720 * time.Hour}, {"configured", 2 * time.Hour, 2 * time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var offset atomic.Int64
+			opts := []tollgatetest.Option{tollgatetest.WithClock(func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })}
+			if tc.ttl != 0 {
+				opts = append(opts, tollgatetest.WithRefreshTokenTTL(tc.ttl))
+			}
+			n := tollgatetest.Start(t, opts...)
+			f := newAuthzFixture(t, n.URL(), nil)
+			id, secret := f.client.ClientID, f.client.ClientSecret
+			r1 := authorizeAndExchange(t, f, "domains:read").RefreshToken
+			_, r2, _ := refreshOK(t, refresh(t, n.URL(), id, secret, r1))
+
+			offset.Store(int64(tc.want - 10*time.Second))
+			a3, r3, _ := refreshOK(t, refresh(t, n.URL(), id, secret, r2))
+
+			offset.Store(int64(tc.want + time.Second))
+			for _, rt := range []string{r3, r1} { // current, then spent: expiry is not reuse
+				e := wantOAuthError(t, refresh(t, n.URL(), id, secret, rt), 400, "invalid_grant")
+				if !strings.Contains(e.Description, "refresh token expired") {
+					t.Fatalf("after the lifetime: %q", e.Description)
+				}
+			}
+			if !active(f.introspect(t, a3)) {
+				t.Fatal("an expired refresh token revoked the grant's access token")
+			}
+		})
+	}
+}
+
 // A refresh token works only for its client, and stops with its user.
 func TestRefreshTokenBoundToClientAndUser(t *testing.T) {
 	t.Parallel()

@@ -161,7 +161,7 @@ func (a *API) showLogin(c *fiber.Ctx, status int, req authzRequest, client proje
 	if err != nil {
 		return err
 	}
-	return a.render(c, status, "login", loginPage{ClientName: client.Name, CSRF: sess.CSRF, Request: sealed,
+	return a.render(c, status, "login", loginPage{Action: oauthPrefix(c.Path()) + "/login", ClientName: client.Name, CSRF: sess.CSRF, Request: sealed,
 		Username: username, Error: problem}, origin(req.RedirectURI))
 }
 
@@ -178,12 +178,13 @@ func (a *API) showConsent(c *fiber.Ctx, req authzRequest, client projections.Cli
 		}
 		lines = append(lines, line)
 	}
-	return a.render(c, fiber.StatusOK, "consent", consentPage{ClientName: client.Name, ClientID: client.ClientID,
+	return a.render(c, fiber.StatusOK, "consent", consentPage{Action: oauthPrefix(c.Path()) + "/consent", ClientName: client.Name, ClientID: client.ClientID,
 		Username: user.Username, CSRF: sess.CSRF, Request: sealed, Scopes: lines}, origin(req.RedirectURI))
 }
 
 // issueCode appends authcode.issued and redirects to the client with the
-// code and state. The code is 43 random base62 characters; only its
+// code, state and iss (RFC 9207: the issuer, exactly as in discovery, so
+// a client talking to several servers can tell who answered). The code is 43 random base62 characters; only its
 // SHA-256 is stored.
 func (a *API) issueCode(c *fiber.Ctx, req authzRequest, client projections.ClientRecord, user projections.UserRecord) error {
 	x := a.cmd(c)
@@ -210,5 +211,5 @@ func (a *API) issueCode(c *fiber.Ctx, req authzRequest, client projections.Clien
 	if _, err := a.commit(c, change); err != nil {
 		return err
 	}
-	return a.redirect(c, withParams(req.RedirectURI, "code", code, "state", req.State))
+	return a.redirect(c, withParams(req.RedirectURI, "code", code, "state", req.State, "iss", a.issuer()))
 }

@@ -12,7 +12,8 @@ import (
 // serverMetadata is RFC 8414 authorization server metadata. It lists what
 // works and nothing else: the grants, the authorization endpoint with
 // response type code and PKCE S256, the client authentication methods and
-// algorithms of each endpoint, introspection and revocation.
+// algorithms of each endpoint, introspection and revocation, and the RFC
+// 9207 iss parameter of authorization responses.
 type serverMetadata struct {
 	Issuer                               string   `json:"issuer"`
 	AuthorizationEndpoint                string   `json:"authorization_endpoint"`
@@ -30,6 +31,9 @@ type serverMetadata struct {
 	RevocationEndpointAuthMethods        []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
 	CodeChallengeMethodsSupported        []string `json:"code_challenge_methods_supported"`
+	// AuthorizationResponseISSParameterSupported: every authorization
+	// response, code or error, carries iss (RFC 9207).
+	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // discovery is GET /.well-known/oauth-authorization-server.
@@ -61,6 +65,7 @@ func (a *API) discovery(c *fiber.Ctx) error {
 		TokenEndpointAuthMethods: withPublic, TokenEndpointAuthSigningAlgs: algs,
 		IntrospectionEndpointAuthMethods: methods, IntrospectionEndpointAuthSigningAlgs: algs,
 		RevocationEndpointAuthMethods: withPublic, RevocationEndpointAuthSigningAlgs: algs,
-		CodeChallengeMethodsSupported: []string{domain.PKCEMethodS256},
+		CodeChallengeMethodsSupported:              []string{domain.PKCEMethodS256},
+		AuthorizationResponseISSParameterSupported: true,
 	})
 }

@@ -18,7 +18,7 @@ const revocationBatch = 100
 func grantOf(r projections.GrantRecord) domain.Grant {
 	return domain.Grant{ID: r.ID, Client: r.Client, AccountID: r.AccountID, UserID: r.UserID, Scopes: r.Scopes,
 		RefreshHash: r.RefreshHash, PreviousRefreshHash: r.PreviousRefreshHash, PreviousValidUntil: r.PreviousValidUntil,
-		Spent: r.Spent, RevokedAt: r.RevokedAt}
+		Spent: r.Spent, RevokedAt: r.RevokedAt, CreatedAt: r.CreatedAt}
 }
 
 // grantByID looks a grant up, asking the stream on a miss (it may have

@@ -58,10 +58,10 @@ func (a *API) readPendingForm(c *fiber.Ctx) (pendingForm, error) {
 	return pendingForm{form: form, sess: sess, req: req, client: client}, nil
 }
 
-// login is POST /oauth2/login. The user logs in against the account (and
-// environment) that owns the client. Failures are throttled per username
-// and per IP with the client-authentication limiter; the log never holds
-// the password.
+// login is POST /oauth2/login (and its aliases). The user logs in against
+// the account (and environment) that owns the client. Failures are
+// throttled per username and per IP with the client-authentication
+// limiter; the log never holds the password.
 func (a *API) login(c *fiber.Ctx) error {
 	f, err := a.readPendingForm(c)
 	if err != nil {
@@ -107,7 +107,7 @@ func (a *API) login(c *fiber.Ctx) error {
 	return a.proceed(c, f.req, f.client, sess)
 }
 
-// consent is POST /oauth2/consent: allow records the consent (remembered
+// consent is POST /oauth2/consent (and its aliases): allow records the consent (remembered
 // for this user, client and scopes) and redirects with a code; deny
 // redirects with access_denied.
 func (a *API) consent(c *fiber.Ctx) error {

@@ -41,7 +41,7 @@ var pages = template.Must(template.New("pages").Parse(`
 {{define "login"}}{{template "top" "Sign in"}}
 <h1>Sign in to continue to {{.ClientName}}</h1>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="/oauth2/login" id="login">
+<form method="post" action="{{.Action}}" id="login">
 <input type="hidden" name="csrf_token" value="{{.CSRF}}">
 <input type="hidden" name="request" value="{{.Request}}">
 <label for="username">Username</label><input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" required autofocus>
@@ -53,7 +53,7 @@ var pages = template.Must(template.New("pages").Parse(`
 <h1>{{.ClientName}} wants to access your account</h1>
 <p>Signed in as <strong>{{.Username}}</strong>. {{.ClientName}} (<code>{{.ClientID}}</code>) asks for:</p>
 <ul class="scopes">{{range .Scopes}}<li><code>{{.Name}}</code><br><span class="muted">{{.Description}}</span></li>{{end}}</ul>
-<form method="post" action="/oauth2/consent" id="consent">
+<form method="post" action="{{.Action}}" id="consent">
 <input type="hidden" name="csrf_token" value="{{.CSRF}}">
 <input type="hidden" name="request" value="{{.Request}}">
 <button type="submit" name="decision" value="allow" id="allow">Allow</button><button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button>
@@ -65,15 +65,17 @@ var pages = template.Must(template.New("pages").Parse(`
 <p class="muted">Go back to the application and start again. Nothing was sent to it.</p>{{template "bottom"}}{{end}}
 `))
 
+// loginPage and consentPage: Action is where the form posts (the login
+// or consent path under the prefix the page was served from).
 type loginPage struct {
-	ClientName, CSRF, Request, Username, Error string
+	Action, ClientName, CSRF, Request, Username, Error string
 }
 
 type scopeLine struct{ Name, Description string }
 
 type consentPage struct {
-	ClientName, ClientID, Username, CSRF, Request string
-	Scopes                                        []scopeLine
+	Action, ClientName, ClientID, Username, CSRF, Request string
+	Scopes                                                []scopeLine
 }
 
 // pageError is shown as an error page, never sent to the client: an
@@ -90,7 +92,8 @@ func badAuthorization(msg string) *pageError {
 }
 
 // redirectError is an RFC 6749 §4.1.2.1 error sent to the client's
-// redirect_uri, which is known to be registered.
+// redirect_uri, which is known to be registered. Like a code, it carries
+// the RFC 9207 iss parameter.
 type redirectError struct {
 	redirectURI, code, description, state string
 }
@@ -167,7 +170,8 @@ func (a *API) page(h fiber.Handler) fiber.Handler {
 		}
 		var re *redirectError
 		if errors.As(err, &re) {
-			return a.redirect(c, withParams(re.redirectURI, "error", re.code, "error_description", re.description, "state", re.state))
+			return a.redirect(c, withParams(re.redirectURI, "error", re.code, "error_description", re.description, "state", re.state,
+				"iss", a.issuer()))
 		}
 		var pe *pageError
 		if !errors.As(err, &pe) {

@@ -19,8 +19,9 @@ import (
 // refresh_token_grace_period the token spent last may be presented once
 // more (a client that lost the answer); that use is answered like the
 // first and the refresh token the first use issued becomes spent. A
-// refresh token works only for the client it was issued to, and only
-// while its user is active.
+// refresh token works only for the client it was issued to, only while
+// its user is active, and only until the grant is Config.RefreshTokenTTL
+// old (an absolute lifetime: rotation does not extend it).
 type refreshTokenGrant struct{ a *API }
 
 var _ tokenGrant = refreshTokenGrant{}
@@ -77,13 +78,15 @@ func (g refreshTokenGrant) issue(c *fiber.Ctx, r *oauthRequest, client projectio
 		// is then named in it.
 		refreshed, err := grantOf(rec).Refresh(domain.Refresh{Client: client.ID, Hash: domain.HashSecret(presented),
 			NewRefreshHash: domain.HashSecret(next), Scopes: requested,
-			Grace: time.Duration(client.RefreshTokenGracePeriod) * time.Second, Now: r.now})
+			Grace: time.Duration(client.RefreshTokenGracePeriod) * time.Second, MaxAge: a.cfg.RefreshTokenTTL, Now: r.now})
 		switch {
 		case errors.Is(err, domain.ErrRefreshReuse):
 			if err := a.revokeGrant(c, rec.ID, "refresh token reused"); err != nil {
 				return tokenResponse{}, failure(err)
 			}
 			return tokenResponse{}, errInvalidGrant.describe("the refresh token was already used; every token of this grant is revoked")
+		case errors.Is(err, domain.ErrRefreshTokenExpired):
+			return tokenResponse{}, errInvalidGrant.describe("the refresh token expired; the user must authorize again")
 		case errors.Is(err, domain.ErrInvalidScope):
 			return tokenResponse{}, errInvalidScope.describe("scope may only narrow the granted scopes: %s", domain.ScopeString(rec.Scopes))
 		case err != nil:

@@ -392,6 +392,9 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got, v)
 		}
 	}
+	if md["authorization_response_iss_parameter_supported"] != true {
+		t.Errorf("authorization_response_iss_parameter_supported = %v, want true (RFC 9207)", md["authorization_response_iss_parameter_supported"])
+	}
 	if scopes := list("scopes_supported"); !slices.Contains(scopes, "vps:read") {
 		t.Errorf("scopes_supported = %v", scopes)
 	}

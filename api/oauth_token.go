@@ -24,6 +24,18 @@ func isOAuthPath(p string) bool {
 	return strings.HasPrefix(p, "/oauth2/") || strings.HasPrefix(p, "/oauth/") || strings.HasPrefix(p, "/v1/oauth/")
 }
 
+// oauthPrefix is the OAuth prefix of path p, /oauth2 when it has none: the
+// login and consent pages post their forms under the prefix they were
+// served from, so a proxy that forwards only an alias keeps working.
+func oauthPrefix(p string) string {
+	for _, prefix := range oauthPrefixes {
+		if strings.HasPrefix(p, prefix+"/") {
+			return prefix
+		}
+	}
+	return oauthPrefixes[0]
+}
+
 // oauthError is an RFC 6749 §5.2 error. The package-level values carry the
 // code and status; a handler refines one with describe (and wrap, for the
 // log), so the wire error and its cause travel together.

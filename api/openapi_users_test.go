@@ -23,7 +23,7 @@ import (
 var oaUserPaths = []string{
 	"/users", "/users/{id}", "/users/{id}/password", "/users/{id}/disable", "/users/{id}/consents",
 	"/users/{id}/consents/{client_id}", "/oauth2/authorize", "/oauth/authorize", "/v1/oauth/authorize",
-	"/oauth2/login", "/oauth2/consent",
+	"/oauth2/login", "/oauth2/consent", "/oauth/login", "/oauth/consent", "/v1/oauth/login", "/v1/oauth/consent",
 }
 
 // oaUsersNotExercised lists responses TestOpenAPIUsers does not provoke.
@@ -52,6 +52,9 @@ func init() {
 					oaUsersNotExercised[k] = "internal errors are not provoked"
 				case strings.HasSuffix(p, "/authorize") && !strings.HasPrefix(p, "/oauth2/") && status != "302":
 					oaUsersNotExercised[k] = "the same handler as under /oauth2/"
+				case strings.HasSuffix(p, "/login") && !strings.HasPrefix(p, "/oauth2/") && status != "200",
+					strings.HasSuffix(p, "/consent") && !strings.HasPrefix(p, "/oauth2/") && status != "303":
+					oaUsersNotExercised[k] = "the same handler as under /oauth2/ (an alias flow: login 200, consent 303)"
 				case status == "409" && (p == "/users/{id}/password" || p == "/users/{id}/disable" || p == "/users/{id}/consents/{client_id}"):
 					oaUsersNotExercised[k] = "needs two writes racing, or the Idempotency-Key conflict exercised on the other user writes"
 				case status == "503" && (p == "/oauth2/login" || p == "/oauth2/consent"):
@@ -172,6 +175,19 @@ func TestOpenAPIUsers(t *testing.T) {
 		s.send(t, 401, true, "GET", "/users/"+f.user.ID+"/consents", nil)
 		s.send(t, 403, true, "GET", "/users/"+f.user.ID+"/consents", nil, reader)
 		s.send(t, 404, true, "GET", "/users/usr_00000000000000000000/consents", nil, key)
+		// The forms under the aliases, as pages served there post them.
+		for _, prefix := range []string{"/oauth", "/v1/oauth"} {
+			user := createUser(t, f.tn.owner, "alias"+strings.ReplaceAll(prefix, "/", "-"))
+			ab := newBrowser(t, n.URL())
+			ap := ab.get(t, n.URL()+strings.Replace(path, "/oauth/", prefix+"/", 1))
+			acookie := oaHeader("Cookie", sessionCookieOf(t, ab, n.URL()))
+			login := url.Values{"csrf_token": {ap.field(t, csrfField)}, "request": {ap.field(t, requestField)},
+				"username": {user.Username}, "password": {userPassword}}
+			r := s.send(t, 200, true, "POST", ap.field(t, formAction), []byte(login.Encode()), formCT, acookie)
+			cp := page{status: r.status, body: string(r.body)}
+			allow := url.Values{"csrf_token": {cp.field(t, csrfField)}, "request": {cp.field(t, requestField)}, "decision": {"allow"}}
+			s.send(t, 303, true, "POST", cp.field(t, formAction), []byte(allow.Encode()), formCT, oaHeader("Cookie", setCookie(t, r.header)))
+		}
 		s.send(t, 200, true, "POST", "/users/"+f.user.ID+"/disable", nil, key)
 		s.send(t, 200, true, "POST", "/oauth2/consent", decision("allow"), formCT, loggedIn)
 		// Three failures from one IP (the limit of this node) throttle it.

@@ -14,6 +14,11 @@ import (
 // AuthCodeTTL is how long an authorization code may be redeemed.
 const AuthCodeTTL = 60 * time.Second
 
+// DefaultRefreshTokenTTL is the absolute lifetime of a grant's refresh
+// tokens when the node sets none: a grant may be refreshed until
+// created_at + this, however often it rotated.
+const DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+
 // PKCEMethodS256 is the only code_challenge_method accepted (RFC 7636 §4.2).
 const PKCEMethodS256 = "S256"
 
@@ -32,6 +37,10 @@ var (
 	ErrCodeInvalid = errors.New("authorization code invalid")
 	// ErrRefreshTokenInvalid: unknown, of another client, or of a revoked grant.
 	ErrRefreshTokenInvalid = errors.New("refresh token invalid")
+	// ErrRefreshTokenExpired: a refresh token of the grant (current or
+	// spent) presented after the grant's absolute lifetime. Nothing is
+	// revoked: the family simply ended.
+	ErrRefreshTokenExpired = errors.New("refresh token expired")
 )
 
 // ValidCodeChallenge reports whether s can be an S256 code_challenge: the
@@ -167,7 +176,14 @@ type Grant struct {
 	// Spent are hashes of refresh tokens used up: presenting one is reuse.
 	Spent     []string
 	RevokedAt *time.Time
+	// CreatedAt is when the code was redeemed: the grant's refresh tokens
+	// live until CreatedAt + [Refresh.MaxAge].
+	CreatedAt time.Time
 }
+
+// ExpiresAt is the end of the grant's refresh tokens for a lifetime of
+// maxAge.
+func (g Grant) ExpiresAt(maxAge time.Duration) time.Time { return g.CreatedAt.Add(maxAge) }
 
 // Refresh is a refresh token request.
 type Refresh struct {
@@ -180,6 +196,10 @@ type Refresh struct {
 	// §6); nil keeps them all.
 	Scopes []string
 	Grace  time.Duration
+	// MaxAge is the absolute lifetime of the grant's refresh tokens,
+	// counted from the grant's creation; it must be positive (zero or less
+	// lets nothing refresh).
+	MaxAge time.Duration
 	Now    time.Time
 }
 
@@ -188,8 +208,17 @@ type Refresh struct {
 // token its first use issued becomes spent. A spent token is
 // [ErrRefreshReuse]; anything else that does not match is
 // [ErrRefreshTokenInvalid]. Scopes beyond the grant's are [ErrInvalidScope].
+// Once the grant is MaxAge old, any of its tokens, current or spent, is
+// [ErrRefreshTokenExpired] (not reuse: nothing is revoked); a token that
+// is not the grant's stays [ErrRefreshTokenInvalid].
 func (g Grant) Refresh(r Refresh) (events.GrantRefreshed, error) {
 	if g.ID == "" || g.Client != r.Client || g.RevokedAt != nil || g.RefreshHash == "" {
+		return events.GrantRefreshed{}, ErrRefreshTokenInvalid
+	}
+	if !r.Now.Before(g.ExpiresAt(r.MaxAge)) {
+		if subtleCompare(r.Hash, g.RefreshHash) || g.spent(r.Hash) {
+			return events.GrantRefreshed{}, ErrRefreshTokenExpired
+		}
 		return events.GrantRefreshed{}, ErrRefreshTokenInvalid
 	}
 	ev := events.GrantRefreshed{ID: g.ID, AccountID: g.AccountID, RefreshHash: r.NewRefreshHash,

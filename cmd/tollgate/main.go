@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tollgate/tollgate/domain"
 	"github.com/tollgate/tollgate/internal/node"
 )
 
@@ -81,6 +82,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	fs.StringVar(&cfg.Issuer, "issuer", "", "OAuth issuer URL (default http://<listen>)")
 	fs.StringVar(&kek, "key-encryption-key", "", "base64 of the 32-byte key that seals private signing keys and webhook signing secrets; every node of a cluster needs the same one (default: generated once in <data-dir>/kek, single node only)")
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", 10, "failed OAuth client authentications per minute per client_id and per IP before 429")
+	fs.DurationVar(&cfg.RefreshTokenTTL, "refresh-token-ttl", domain.DefaultRefreshTokenTTL, "absolute lifetime of an authorization-code grant's refresh tokens, from the code's redemption (rotation does not extend it)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", 250*time.Millisecond, "how often usage records are published; a crash loses at most this much usage")
 	fs.DurationVar(&cfg.UsageMaxAge, "usage-retention", 30*24*time.Hour, "how long the usage stream keeps records")
@@ -96,6 +98,9 @@ func parseFlags(name string, args []string, stderr io.Writer) (node.Config, erro
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		return cfg, fmt.Errorf("--refresh-token-ttl (TOLLGATE_REFRESH_TOKEN_TTL) must be a positive duration such as 720h, not %s", cfg.RefreshTokenTTL)
 	}
 	var err error
 	if cfg.TrustedProxies, err = node.ParsePrefixes(proxies); err != nil {

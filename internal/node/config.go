@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/domain"
 	"github.com/tollgate/tollgate/workers"
 )
 
@@ -56,6 +57,11 @@ type Config struct {
 	// one client_id or one IP may have on a node before the OAuth endpoints
 	// answer it 429. Default 10.
 	AuthFailureLimit int
+	// RefreshTokenTTL is the absolute lifetime of the refresh tokens of an
+	// authorization-code grant, from the code's redemption; rotation does
+	// not extend it. Nodes of a cluster should agree on it. Default 720h
+	// (30 days); negative is invalid.
+	RefreshTokenTTL time.Duration
 	// UsageFlushInterval is how often usage records are published (the most
 	// a crash can lose). Default 250ms.
 	UsageFlushInterval time.Duration
@@ -98,6 +104,9 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.RefreshTokenTTL == 0 {
+		c.RefreshTokenTTL = domain.DefaultRefreshTokenTTL
+	}
 	if c.Callbacks.Replicas == 0 {
 		c.Callbacks.Replicas = c.StreamReplicas
 	}
@@ -129,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.KeyEncryptionKey) != 0 && len(c.KeyEncryptionKey) != 32 {
 		bad("key-encryption key must be 32 bytes (base64 in --key-encryption-key), not %d", len(c.KeyEncryptionKey))
+	}
+	if c.RefreshTokenTTL < 0 {
+		bad("--refresh-token-ttl must be a positive duration, not %s", c.RefreshTokenTTL)
 	}
 	errs = append(errs, c.Callbacks.Validate())
 	return errors.Join(errs...)

@@ -241,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Subscriptions: st.Subscriptions, Deliveries: st.Deliveries, Errors: st.Errors, CheckCallbackURL: guard.CheckURL,
 		Users: st.Users, Consents: st.Consents, Grants: st.Grants,
 	}, api.Config{TrustedProxies: cfg.TrustedProxies, TLS: cfg.TLSCert != "", NodeID: nodeID, Issuer: cfg.Issuer, KeyEncryptionKey: kek,
-		AuthFailureLimit: cfg.AuthFailureLimit})
+		AuthFailureLimit: cfg.AuthFailureLimit, RefreshTokenTTL: cfg.RefreshTokenTTL})
 	if err != nil {
 		return fail(err)
 	}

@@ -43,6 +43,12 @@ func WithIssuer(issuer string) Option { return func(c *node.Config) { c.Issuer =
 // minute a client_id or IP may have (default 10).
 func WithAuthFailureLimit(n int) Option { return func(c *node.Config) { c.AuthFailureLimit = n } }
 
+// WithRefreshTokenTTL sets the absolute lifetime of authorization-code
+// grants' refresh tokens (default 720h).
+func WithRefreshTokenTTL(d time.Duration) Option {
+	return func(c *node.Config) { c.RefreshTokenTTL = d }
+}
+
 // WithDataDir stores under dir (to restart a node on the same data).
 func WithDataDir(dir string) Option { return func(c *node.Config) { c.DataDir = dir } }
 
