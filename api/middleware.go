@@ -211,7 +211,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		}
 	}
 	c.Locals(localPrincipal, &Principal{
-		TokenID: rec.ID, AccountID: rec.AccountID, Environment: *rec.Environment(), Scopes: rec.Scopes, secret: key,
+		TokenID: rec.ID, AccountID: rec.AccountID, Environment: *rec.Environment(), Scopes: rec.Scopes(), secret: key,
 	})
 	return nil
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/subtle"
 	"strings"
 	"time"
 
@@ -180,7 +179,7 @@ func (a *API) lookupAccess(c *fiber.Ctx, token string) (projections.AccessRecord
 	if err != nil || !found {
 		return projections.AccessRecord{}, false, err
 	}
-	if subtle.ConstantTimeCompare([]byte(domain.HashSecret(token)), []byte(rec.Hash)) != 1 {
+	if !domain.MatchesHash(token, rec.Hash) {
 		return projections.AccessRecord{}, false, nil
 	}
 	return rec, true, nil

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"hash/maphash"
 	"math"
 	"sync"
 	"time"
@@ -8,22 +9,29 @@ import (
 
 // rateLimiter enforces each token's requests-per-window on this node with a
 // sliding window estimated from the current and previous fixed windows.
+// Its state is kept for every active token, so it is small: windows are
+// stored by value under a 64-bit hash of the key (seeded per process; two
+// keys sharing a window is a 2^-64 event per pair).
 type rateLimiter struct {
+	seed   maphash.Seed
 	shards [64]rateShard
 }
 
 type rateShard struct {
 	mu      sync.Mutex
-	windows map[string]*rateWindow
+	windows map[uint64]rateWindow
+	// sweepAt is the size at which idle windows are swept next: twice what
+	// the last sweep left, so sweeping stays linear however many tokens
+	// are active.
+	sweepAt int
 }
 
-// rateWindow is one token's state: kept for every active token, so small
-// (times as Unix nanoseconds).
+// rateWindow is 24 bytes: the current window's start (Unix nanoseconds),
+// the counts of the current and previous windows (limits are at most 10^9)
+// and the window in seconds (at most 86400).
 type rateWindow struct {
-	start     int64
-	cur, prev int64
-	window    time.Duration
-	lastSeen  int64
+	start           int64
+	cur, prev, secs int32
 }
 
 // rateState is what a caller is told about its rate limit.
@@ -37,37 +45,23 @@ type rateState struct {
 }
 
 func newRateLimiter() *rateLimiter {
-	r := &rateLimiter{}
+	r := &rateLimiter{seed: maphash.MakeSeed()}
 	for i := range r.shards {
-		r.shards[i].windows = make(map[string]*rateWindow)
+		r.shards[i].windows = make(map[uint64]rateWindow)
 	}
 	return r
 }
 
-func (r *rateLimiter) shard(key string) *rateShard {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	return &r.shards[h%uint32(len(r.shards))]
+func (r *rateLimiter) shard(key string) (*rateShard, uint64) {
+	h := maphash.String(r.seed, key)
+	return &r.shards[h>>58], h
 }
 
-// allow counts one request against key's limit per window and reports
-// whether it may proceed.
-func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
-	window := time.Duration(windowSecs) * time.Second
-	s := r.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w := s.windows[key]
-	if w == nil || w.window != window {
-		w = &rateWindow{start: now.Truncate(window).UnixNano(), window: window}
-		s.windows[key] = w
-		if len(s.windows) > 10_000 {
-			s.evictLocked(now)
-		}
-	}
-	w.lastSeen = now.UnixNano()
+// roll moves w to the window holding now and returns the requests counted
+// in the sliding window ending at now and the seconds until it frees
+// capacity.
+func (w *rateWindow) roll(now time.Time) (used, reset int64) {
+	window := time.Duration(w.secs) * time.Second
 	start := time.Unix(0, w.start)
 	switch elapsed := now.Sub(start); {
 	case elapsed >= 2*window:
@@ -78,20 +72,39 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 	w.start = start.UnixNano()
 	// Weight of the previous window still inside the sliding window.
 	frac := 1 - float64(now.Sub(start))/float64(window)
-	used := w.cur + int64(math.Ceil(float64(w.prev)*frac))
-	reset := int64(math.Ceil(start.Add(window).Sub(now).Seconds()))
-	st := rateState{Limit: limit, Reset: max(reset, 1), Window: windowSecs}
-	if used >= limit {
-		return false, st
-	}
-	w.cur++
-	st.Remaining = limit - used - 1
-	return true, st
+	used = int64(w.cur) + int64(math.Ceil(float64(w.prev)*frac))
+	reset = max(int64(math.Ceil(start.Add(window).Sub(now).Seconds())), 1)
+	return used, reset
 }
 
+// allow counts one request against key's limit per window and reports
+// whether it may proceed.
+func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
+	s, h := r.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.windows[h]
+	if !ok || int64(w.secs) != windowSecs {
+		w = rateWindow{start: now.Truncate(time.Duration(windowSecs) * time.Second).UnixNano(), secs: int32(windowSecs)}
+		if len(s.windows) >= max(s.sweepAt, 10_000) {
+			s.evictLocked(now)
+			s.sweepAt = 2 * len(s.windows)
+		}
+	}
+	used, reset := w.roll(now)
+	st := rateState{Limit: limit, Reset: reset, Window: windowSecs}
+	if used < limit {
+		w.cur++
+		st.Remaining = limit - used - 1
+	}
+	s.windows[h] = w
+	return used < limit, st
+}
+
+// evictLocked drops windows unused for two windows: their counts are 0.
 func (s *rateShard) evictLocked(now time.Time) {
 	for k, w := range s.windows {
-		if now.UnixNano()-w.lastSeen > int64(2*w.window) {
+		if now.UnixNano()-w.start > 3*int64(w.secs)*int64(time.Second) {
 			delete(s.windows, k)
 		}
 	}
@@ -101,23 +114,13 @@ func (s *rateShard) evictLocked(now time.Time) {
 // limit in the sliding window: what a throttle checks before it lets a
 // request try.
 func (r *rateLimiter) exceeded(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
-	window := time.Duration(windowSecs) * time.Second
-	s := r.shard(key)
+	s, h := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := s.windows[key]
-	if w == nil || w.window != window {
+	w, ok := s.windows[h]
+	if !ok || int64(w.secs) != windowSecs {
 		return false, rateState{Limit: limit, Remaining: limit, Reset: windowSecs, Window: windowSecs}
 	}
-	start, cur, prev := time.Unix(0, w.start), w.cur, w.prev
-	switch elapsed := now.Sub(start); {
-	case elapsed >= 2*window:
-		start, cur, prev = now.Truncate(window), 0, 0
-	case elapsed >= window:
-		start, prev, cur = start.Add(window), cur, 0
-	}
-	frac := 1 - float64(now.Sub(start))/float64(window)
-	used := cur + int64(math.Ceil(float64(prev)*frac))
-	reset := max(int64(math.Ceil(start.Add(window).Sub(now).Seconds())), 1)
+	used, reset := w.roll(now) // on a copy: nothing is counted
 	return used >= limit, rateState{Limit: limit, Remaining: max(limit-used, 0), Reset: reset, Window: windowSecs}
 }

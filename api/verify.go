@@ -108,7 +108,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 		return c.JSON(out)
 	}
 	out.TokenID, out.AccountID, out.Environment = &rec.ID, &rec.AccountID, rec.Environment()
-	out.Scopes = rec.Scopes
+	out.Scopes = rec.Scopes()
 	if rec.ExpiresAt != 0 {
 		at := time.Unix(0, rec.ExpiresAt).UTC()
 		out.ExpiresAt = &at
@@ -130,7 +130,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 	case code != "":
 	case !rec.AllowsIP(ip):
 		code = verdictForbiddenIP
-	case !holdsAll(rec.Scopes, req.Scopes):
+	case !holdsAll(rec.Scopes(), req.Scopes):
 		code = verdictInsufficientScope
 	}
 	if code != "" {

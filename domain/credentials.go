@@ -161,11 +161,18 @@ func checksumOf(s string) [checksumLen]byte {
 	return out
 }
 
-// MatchesDigest reports, in constant time, whether secret's SHA-256 is
-// digest. It allocates nothing.
-func MatchesDigest(secret string, digest *[sha256.Size]byte) bool {
+// Digest128Size is the size of the truncated digests that in-memory views
+// of credentials keep.
+const Digest128Size = 16
+
+// MatchesDigest128 reports, in constant time, whether the first 128 bits of
+// secret's SHA-256 are digest. Generated secrets carry about 190 bits of
+// entropy, and finding another string with the same 128 bits is a second
+// preimage of SHA-256 truncated to 128 bits: 2^128 work. It allocates
+// nothing.
+func MatchesDigest128(secret string, digest *[Digest128Size]byte) bool {
 	sum := sha256.Sum256(readOnly(secret))
-	return subtle.ConstantTimeCompare(sum[:], digest[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:Digest128Size], digest[:]) == 1
 }
 
 // readOnly views s as bytes without copying, for functions that only read

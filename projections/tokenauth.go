@@ -21,15 +21,17 @@ import (
 type TokenAuth struct {
 	ID        string
 	AccountID string
-	Scopes    []string
-	Hash      [sha256.Size]byte
-	// ExpiresAt and RevokedAt are Unix nanoseconds; 0 for never and not.
+	scopes    *[]string // interned
+	// digest is the first half of the value's SHA-256 (see
+	// domain.MatchesDigest128): 128 bits against a 190-bit random secret.
+	digest [domain.Digest128Size]byte
+	// ExpiresAt is Unix nanoseconds; 0 for never.
 	ExpiresAt int64
-	RevokedAt int64
 	// RateLimit requests per RateWindow seconds.
 	RateLimit  int64
 	RateWindow int32
 	env        environment
+	revoked    bool
 	// ext holds what few tokens have: a rotation's grace period, an IP
 	// whitelist, usage limits.
 	ext *tokenAuthExt
@@ -64,7 +66,7 @@ func (t *TokenAuth) Environment() *string {
 }
 
 type tokenAuthExt struct {
-	previousHash       [sha256.Size]byte
+	previousDigest     [domain.Digest128Size]byte
 	previousValidUntil int64
 	hasPrevious        bool
 	hasWhitelist       bool
@@ -75,10 +77,19 @@ type tokenAuthExt struct {
 // tokenAuthCapacity bounds the compact views a node keeps.
 const tokenAuthCapacity = 4_000_000
 
+// Scopes are the token's scopes, shared with every token that has the
+// same set: never modify them.
+func (t *TokenAuth) Scopes() []string {
+	if t.scopes == nil {
+		return nil
+	}
+	return *t.scopes
+}
+
 // Status is domain.Token.Status on the compact view.
 func (t *TokenAuth) Status(nowUnixNano int64) string {
 	switch {
-	case t.RevokedAt != 0:
+	case t.revoked:
 		return domain.StatusRevoked
 	case t.ExpiresAt != 0 && nowUnixNano >= t.ExpiresAt:
 		return domain.StatusExpired
@@ -89,9 +100,9 @@ func (t *TokenAuth) Status(nowUnixNano int64) string {
 // Matches reports, in constant time, whether secret is the token's value,
 // or its previous value before nowUnixNano during a rotation's grace period.
 func (t *TokenAuth) Matches(secret string, nowUnixNano int64) bool {
-	current := domain.MatchesDigest(secret, &t.Hash)
+	current := domain.MatchesDigest128(secret, &t.digest)
 	previous := t.ext != nil && t.ext.hasPrevious && nowUnixNano < t.ext.previousValidUntil &&
-		domain.MatchesDigest(secret, &t.ext.previousHash)
+		domain.MatchesDigest128(secret, &t.ext.previousDigest)
 	return current || previous
 }
 
@@ -129,11 +140,11 @@ func (t *Tokens) Auth(id string) (*TokenAuth, bool, error) {
 type interner struct {
 	mu     sync.Mutex
 	strs   map[string]string
-	scopes map[string][]string
+	scopes map[string]*[]string
 }
 
 func newInterner() *interner {
-	return &interner{strs: map[string]string{}, scopes: map[string][]string{}}
+	return &interner{strs: map[string]string{}, scopes: map[string]*[]string{}}
 }
 
 func (in *interner) str(s string) string {
@@ -159,25 +170,24 @@ func (in *interner) compact(r *TokenRecord) *TokenAuth {
 	key := strings.Join(r.Scopes, " ")
 	scopes, ok := in.scopes[key]
 	if !ok {
-		scopes = make([]string, len(r.Scopes))
+		set := make([]string, len(r.Scopes))
 		for i, s := range r.Scopes {
-			scopes[i] = in.str(s)
+			set[i] = in.str(s)
 		}
+		scopes = &set
 		in.scopes[strings.Clone(key)] = scopes
 	}
-	a.Scopes = scopes
-	digest(&a.Hash, r.Hash)
+	a.scopes = scopes
+	a.digest = digest128(r.Hash)
 	if r.ExpiresAt != nil {
 		a.ExpiresAt = r.ExpiresAt.UnixNano()
 	}
-	if r.RevokedAt != nil {
-		a.RevokedAt = max(r.RevokedAt.UnixNano(), 1)
-	}
+	a.revoked = r.RevokedAt != nil
 	ext := tokenAuthExt{hasWhitelist: len(r.Limits.IPWhitelist) > 0, ipWhitelist: domain.ParsePrefixes(r.Limits.IPWhitelist),
 		limited: r.Limits.TotalRequests != nil || r.Limits.PaidRequests != nil || r.Limits.WalletAmount != nil}
 	if r.PreviousHash != "" && r.PreviousValidUntil != nil {
 		ext.hasPrevious, ext.previousValidUntil = true, r.PreviousValidUntil.UnixNano()
-		digest(&ext.previousHash, r.PreviousHash)
+		ext.previousDigest = digest128(r.PreviousHash)
 	}
 	if ext.hasPrevious || ext.limited || ext.hasWhitelist {
 		a.ext = &ext
@@ -185,10 +195,12 @@ func (in *interner) compact(r *TokenRecord) *TokenAuth {
 	return a
 }
 
-// digest decodes a stored hex SHA-256. A malformed one (never written by
-// Tollgate) leaves zeros, which no secret's digest equals in practice.
-func digest(dst *[sha256.Size]byte, hexed string) {
+// digest128 is the first half of a stored hex SHA-256. A malformed one
+// (never written by Tollgate) gives zeros, which no secret's digest equals
+// in practice.
+func digest128(hexed string) (d [domain.Digest128Size]byte) {
 	if len(hexed) == 2*sha256.Size {
-		_, _ = hex.Decode(dst[:], []byte(hexed))
+		_, _ = hex.Decode(d[:], []byte(hexed[:2*domain.Digest128Size]))
 	}
+	return d
 }
