@@ -23,10 +23,12 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/domain"
+	"github.com/tollgate/tollgate/internal/bench"
 	"github.com/tollgate/tollgate/internal/node"
 )
 
 func main() {
+	bench.RunNATSChildIfAsked() // the memory benchmark's NATS server process
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/bench"
 	"github.com/tollgate/tollgate/internal/tollgatetest"
 	"github.com/tollgate/tollgate/projections"
 )
@@ -25,6 +26,7 @@ import (
 // The test binary doubles as the tollgate binary, so crash tests can kill a
 // real server process without building one.
 func TestMain(m *testing.M) {
+	bench.RunNATSChildIfAsked()
 	if os.Getenv("TOLLGATE_TEST_EXEC") == "1" {
 		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "tollgate:", err)

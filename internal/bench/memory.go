@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -10,8 +9,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,16 +42,74 @@ func sampleMemory() memSample {
 	return memSample{rss: vmRSS(), heap: ms.HeapInuse}
 }
 
+// quiesce waits until the node has applied everything in the event and
+// usage streams (its projectors read with ordered consumers, which
+// acknowledge nothing) and every durable consumer (webhook fan-out) has
+// read and acknowledged everything, or limit passes.
+func quiesce(ctx context.Context, n *node.Node, limit time.Duration) {
+	js, err := jetstream.New(n.NATS())
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for ctx.Err() == nil {
+		idle := true
+		for _, c := range []struct {
+			stream string
+			p      interface{ Applied() uint64 }
+		}{{events.DefaultStream, n.Projector}, {events.UsageStream, n.UsageProjector}} {
+			str, err := js.Stream(ctx, c.stream)
+			if err != nil {
+				continue
+			}
+			if info, err := str.Info(ctx); err == nil && c.p.Applied() < info.State.LastSeq {
+				idle = false
+			}
+			for info := range str.ListConsumers(ctx).Info() {
+				if info.Config.Durable != "" && (info.NumPending > 0 || info.NumAckPending > 0) {
+					idle = false
+				}
+			}
+		}
+		if idle {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// settledMemory samples until the heap stops shrinking: work the load
+// left behind (usage batches, projections, webhook fan-out of a million
+// events, NATS buffers) drains first, so what is measured is what the
+// node keeps, not what is in flight. It gives up after limit.
+func settledMemory(ctx context.Context, limit time.Duration) memSample {
+	deadline := time.Now().Add(limit)
+	prev := sampleMemory()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Second)
+		cur := sampleMemory()
+		if cur.heap+cur.heap/100 >= prev.heap { // within 1%, or growing
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
 // vmRSS reads VmRSS from /proc/self/status (Linux), 0 elsewhere.
 func vmRSS() uint64 {
-	f, err := os.Open("/proc/self/status")
+	raw, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+	return parseVmRSS(string(raw))
+}
+
+// parseVmRSS finds VmRSS in a /proc/<pid>/status text, in bytes.
+func parseVmRSS(status string) uint64 {
+	for _, line := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err == nil {
 				return kb << 10
@@ -90,7 +149,15 @@ func (s *Session) prepareMemory(ctx context.Context) (func(context.Context, int)
 func (s *Session) runMemory(ctx context.Context) (Result, error) {
 	m := s.opts.MemoryTokens
 	s.runs++
-	n, err := s.startNode(ctx, fmt.Sprintf("memory-%d", s.runs), "")
+	// NATS runs in a process of its own, as in a deployment on a NATS
+	// cluster: its caches are not Tollgate's memory (reported apart).
+	natsProc, err := startNATSProcess(ctx, filepath.Join(s.dir, fmt.Sprintf("memory-nats-%d", s.runs)))
+	if err != nil {
+		return Result{}, err
+	}
+	defer natsProc.stop()
+	natsIdle := natsProc.rss()
+	n, err := s.startNode(ctx, fmt.Sprintf("memory-%d", s.runs), natsProc.url)
 	if err != nil {
 		return Result{}, err
 	}
@@ -100,7 +167,7 @@ func (s *Session) runMemory(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	seed := uint64(time.Now().UnixNano())
-	idle := sampleMemory()
+	idle := settledMemory(ctx, 30*time.Second)
 
 	setup := time.Now()
 	var appended atomic.Int64
@@ -117,7 +184,8 @@ func (s *Session) runMemory(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("projector catching up with %d tokens: %w", m, err)
 	}
 	loadTook := time.Since(setup)
-	loaded := sampleMemory()
+	quiesce(ctx, n, 5*time.Minute)
+	loaded := settledMemory(ctx, 2*time.Minute)
 
 	var verified, failed atomic.Int64
 	var firstErr firstError
@@ -127,7 +195,15 @@ func (s *Session) runMemory(ctx context.Context) (Result, error) {
 	activateTook := time.Since(activateStart)
 	stop()
 	time.Sleep(600 * time.Millisecond) // let the usage batches (every 250 ms) go out
-	active := sampleMemory()
+	quiesce(ctx, n, 5*time.Minute)
+	active := settledMemory(ctx, 2*time.Minute)
+	natsActive := natsProc.rss()
+	if s.opts.ProfileDir != "" { // what the node keeps, once settled
+		if fh, err := os.Create(filepath.Join(s.opts.ProfileDir, Memory+".heap-settled.pprof")); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(fh, 0)
+			_ = fh.Close()
+		}
+	}
 
 	res := Result{Unit: "bytes/token", Count: int64(m), Errors: failed.Load(),
 		Throughput: perToken(active.rss, loaded.rss, m),
@@ -139,6 +215,7 @@ func (s *Session) runMemory(ctx context.Context) (Result, error) {
 			"rss_total_bytes_per_token":   perToken(active.rss, idle.rss, m),
 			"heap_total_bytes_per_token":  perToken(active.heap, idle.heap, m),
 			"rss_idle_mb":                 float64(idle.rss) / (1 << 20),
+			"nats_rss_bytes_per_token":    perToken(natsActive, natsIdle, m),
 			"rss_active_mb":               float64(active.rss) / (1 << 20),
 			"load_seconds":                loadTook.Seconds(),
 			"activate_seconds":            activateTook.Seconds(),
