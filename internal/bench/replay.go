@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -81,7 +80,7 @@ func (s *Session) replayOnce(ctx context.Context, st *node.Storage, dir string, 
 		_ = db.Close()
 		_ = os.RemoveAll(dir)
 	}()
-	p, err := projections.NewProjector(db, projections.Config{Logger: s.opts.Logger}, eventProjections(db)...)
+	p, err := projections.NewProjector(db, projections.Config{Logger: s.opts.Logger}, node.EventProjections(db)...)
 	if err != nil {
 		return 0, err
 	}
@@ -99,15 +98,6 @@ func (s *Session) replayOnce(ctx context.Context, st *node.Storage, dir string, 
 		err = fmt.Errorf("applied %d of %d events, skipped %d", p.Applied(), last, p.Skipped())
 	}
 	return took, err
-}
-
-// eventProjections are the projections of the event stream, as a node and
-// tollgate rebuild have them.
-func eventProjections(db *pebble.DB) []projections.Projection {
-	st := &node.Storage{DB: db, Accounts: projections.NewAccounts(db), Tokens: projections.NewTokens(db), Scopes: projections.NewScopes(db),
-		Wallets: projections.NewWallets(db), Clients: projections.NewClients(db), Access: projections.NewAccess(db),
-		SigningKeys: projections.NewSigningKeys(db), Subscriptions: projections.NewSubscriptions(db), Deliveries: projections.NewDeliveries(db)}
-	return st.Projections()
 }
 
 // appendHistory publishes n events asynchronously, as the store would have

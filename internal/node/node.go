@@ -78,6 +78,32 @@ type Storage struct {
 	Grants   *projections.Grants
 }
 
+// openProjections makes every projection on s.DB.
+func (s *Storage) openProjections() {
+	s.Accounts = projections.NewAccounts(s.DB)
+	s.Tokens = projections.NewTokens(s.DB)
+	s.Scopes = projections.NewScopes(s.DB)
+	s.Wallets = projections.NewWallets(s.DB)
+	s.Stats = projections.NewStats(s.DB)
+	s.Clients = projections.NewClients(s.DB)
+	s.Access = projections.NewAccess(s.DB)
+	s.SigningKeys = projections.NewSigningKeys(s.DB)
+	s.Subscriptions = projections.NewSubscriptions(s.DB)
+	s.Deliveries = projections.NewDeliveries(s.DB)
+	s.Errors = projections.NewErrors(s.DB)
+	s.Users = projections.NewUsers(s.DB)
+	s.Consents = projections.NewConsents(s.DB)
+	s.Grants = projections.NewGrants(s.DB)
+}
+
+// EventProjections is every projection of the event stream on db, as a node
+// has them: what a rebuild, or a benchmark of one, replays into.
+func EventProjections(db *pebble.DB) []projections.Projection {
+	s := &Storage{DB: db}
+	s.openProjections()
+	return s.Projections()
+}
+
 // Projections lists every projection of the event stream.
 func (s *Storage) Projections() []projections.Projection {
 	return []projections.Projection{s.Accounts, s.Tokens, s.Scopes, s.Clients, s.Wallets, s.Access, s.SigningKeys,
@@ -147,20 +173,7 @@ func OpenStorage(ctx context.Context, cfg Config) (*Storage, error) {
 		}
 		return nil, err
 	}
-	s.Accounts = projections.NewAccounts(s.DB)
-	s.Tokens = projections.NewTokens(s.DB)
-	s.Scopes = projections.NewScopes(s.DB)
-	s.Wallets = projections.NewWallets(s.DB)
-	s.Stats = projections.NewStats(s.DB)
-	s.Clients = projections.NewClients(s.DB)
-	s.Access = projections.NewAccess(s.DB)
-	s.SigningKeys = projections.NewSigningKeys(s.DB)
-	s.Subscriptions = projections.NewSubscriptions(s.DB)
-	s.Deliveries = projections.NewDeliveries(s.DB)
-	s.Errors = projections.NewErrors(s.DB)
-	s.Users = projections.NewUsers(s.DB)
-	s.Consents = projections.NewConsents(s.DB)
-	s.Grants = projections.NewGrants(s.DB)
+	s.openProjections()
 	ok = true
 	return s, nil
 }
