@@ -276,7 +276,7 @@ func appendTokens(ctx context.Context, nc *nats.Conn, account string, seed uint6
 		msg.Data = data
 		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 		msg.Header.Set(jetstream.ExpectedStreamHeader, events.DefaultStream)
-		if _, err := js.PublishMsgAsync(msg); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 			return 0, err
 		}
 		appended.Add(1)

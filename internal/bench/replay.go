@@ -131,7 +131,7 @@ func appendHistory(ctx context.Context, nc *nats.Conn, n int, published *atomic.
 		msg := nats.NewMsg(events.Subject(ev))
 		msg.Data = data
 		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-		if _, err := js.PublishMsgAsync(msg); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 		published.Add(1)
