@@ -102,8 +102,10 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.MaxAckPending,
-		FilterSubject: events.AllSubjects,
-		Replicas:      cfg.Replicas,
+		// Only the events the fan-out handles: it never sees the bulk of
+		// the log (access tokens issued, quota leases).
+		FilterSubjects: subscribableSubjects(),
+		Replicas:       cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("%w: consumer %s: %v", events.ErrUnavailable, callbacksConsumer, err)
 	}
@@ -174,4 +176,14 @@ func publishWork(ctx context.Context, js jetstream.JetStream, w work, at, now ti
 		return fmt.Errorf("%w: queue attempt %d of %s: %v", events.ErrUnavailable, w.Attempt, w.DeliveryID, err)
 	}
 	return nil
+}
+
+// subscribableSubjects are the subjects of the events the fan-out handles
+// (see fanOutType): every subscribable type and retry requests.
+func subscribableSubjects() []string {
+	out := []string{events.SubjectPrefix + ".*.*." + events.TypeDeliveryRetryRequested}
+	for _, t := range events.SubscribableTypes() {
+		out = append(out, events.SubjectPrefix+".*.*."+t)
+	}
+	return out
 }
