@@ -136,7 +136,8 @@ func (u *UsageRecorder) publish(ctx context.Context, recs []events.UsageRecord) 
 		}
 		recs[i].ID = prefix + itoa36(u.n.Add(1))
 	}
-	batch := events.UsageBatch{Version: events.UsageSchemaVersion1, ID: recs[0].ID, Node: u.node, Records: recs}
+	sum := events.Summarize(recs)
+	batch := events.UsageBatch{Version: events.UsageSchemaVersion1, ID: recs[0].ID, Node: u.node, Summary: &sum, Records: recs}
 	data, err := gojson.Marshal(batch)
 	if err != nil {
 		return err

@@ -130,8 +130,13 @@ func (UsageErrors) Apply(tx *Tx, ev events.Event) error {
 		return nil
 	}
 	// Most batches hold valid verifies and successful requests only: skip
-	// decoding those.
-	if bytes.Count(ev.Data, verdictField) == bytes.Count(ev.Data, validVerdict) && !bytes.Contains(ev.Data, statusField) {
+	// decoding those. The batch's summary says so; a batch without one is
+	// searched for a failed verdict or a 5xx.
+	if sum, ok := summaryAhead(ev.Data); ok {
+		if !sum.Failures {
+			return nil
+		}
+	} else if bytes.Count(ev.Data, verdictField) == bytes.Count(ev.Data, validVerdict) && !bytes.Contains(ev.Data, statusField) {
 		return nil
 	}
 	var batch events.UsageBatch

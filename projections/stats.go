@@ -1,7 +1,9 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/binary"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -119,18 +121,6 @@ func (c *statsCounts) add(d statsCounts) {
 	c.CreditsSpent += d.CreditsSpent
 }
 
-// verifyCounts is what one verify record adds to its scope's totals.
-func verifyCounts(r events.UsageRecord) statsCounts {
-	c := statsCounts{Requests: 1}
-	switch {
-	case r.Verdict != "VALID":
-		c.Errors = 1
-	case r.Cost > 0:
-		c.PaidRequests, c.CreditsSpent = 1, r.Cost
-	}
-	return c
-}
-
 // statsScope is the key prefix of an account's (token empty) or a token's
 // statistics in one environment.
 func statsScope(account, env, token string) string {
@@ -183,41 +173,75 @@ func (d statsDelta) add(key deltaKey, c statsCounts) {
 	d[key] = cur
 }
 
-// usageGroup is what a verify record's statistics depend on. A batch is
-// mostly many records of a few groups (one customer's service calling
-// from one address): counting groups first touches the dozen keys of a
-// record once per group rather than once per record.
-type usageGroup struct {
-	account, env, token, ip, domain string
-	// minute is the start of the records' minute; noTime for times before
-	// 1970, which have no series.
-	minute int64
-}
-
-const noTime = -1
-
 // record counts a group's records in the scope of token ("" for the
 // account's).
-func (d statsDelta) record(token string, g usageGroup, c statsCounts) {
-	k := deltaKey{account: g.account, env: g.env, token: token, dim: dimTotal}
+func (d statsDelta) record(token string, g events.UsageGroup, c statsCounts) {
+	if !events.ValidID(g.AccountID) || !events.ValidID(g.Environment) || (token != "" && !events.ValidID(token)) {
+		return // ids become key segments: anything else could collide
+	}
+	k := deltaKey{account: g.AccountID, env: g.Environment, token: token, dim: dimTotal}
 	d.add(k, c)
-	if g.ip != "" {
-		k.dim, k.value = dimIP, g.ip
+	if g.IP != "" {
+		k.dim, k.value = dimIP, g.IP
 		d.add(k, statsCounts{Requests: c.Requests})
 	}
 	perBucket := c
 	perBucket.CreditsSpent = 0
-	if g.domain != "" {
-		k.dim, k.value = dimDomain, g.domain
+	if g.Domain != "" {
+		k.dim, k.value = dimDomain, g.Domain
 		d.add(k, perBucket)
 	}
-	if g.minute != noTime {
+	if g.Minute != events.NoMinute && g.Minute >= 0 {
 		k.value = ""
 		for _, s := range statsSeries {
-			k.dim, k.start = s.code[0], g.minute-g.minute%s.width
+			k.dim, k.start = s.code[0], g.Minute-g.Minute%s.width
 			d.add(k, perBucket)
 		}
 	}
+}
+
+// usageSummary is a usage batch's summary: read from the message, which
+// holds it before its records, without decoding them; or, for a batch
+// without one, computed from its records.
+func usageSummary(data []byte) (events.UsageSummary, error) {
+	if sum, ok := summaryAhead(data); ok {
+		return sum, nil
+	}
+	var batch events.UsageBatch
+	if err := json.Unmarshal(data, &batch); err != nil {
+		return events.UsageSummary{}, fmt.Errorf("decode usage batch: %w", err)
+	}
+	if batch.Summary != nil {
+		return *batch.Summary, nil
+	}
+	return events.Summarize(batch.Records), nil
+}
+
+// summaryAhead reads a batch's summary if it comes before the records,
+// which it does in every batch a node writes; it reads nothing beyond it.
+func summaryAhead(data []byte) (events.UsageSummary, bool) {
+	dec := stdjson.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != stdjson.Delim('{') {
+		return events.UsageSummary{}, false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil || key == "records" {
+			break
+		}
+		if key == "summary" {
+			var sum events.UsageSummary
+			if dec.Decode(&sum) != nil {
+				break
+			}
+			return sum, true
+		}
+		var skip stdjson.RawMessage
+		if dec.Decode(&skip) != nil {
+			break
+		}
+	}
+	return events.UsageSummary{}, false
 }
 
 func (d statsDelta) flush(tx *Tx) error {
@@ -247,43 +271,22 @@ func (s *Stats) Apply(tx *Tx, ev events.Event) error {
 	if ev.Type != TypeUsageBatch {
 		return nil
 	}
-	var batch events.UsageBatch
-	if err := json.Unmarshal(ev.Data, &batch); err != nil {
-		return fmt.Errorf("decode usage batch: %w", err)
-	}
-	groups := map[usageGroup]statsCounts{}
-	lastUsed := map[string]time.Time{}
-	for i := range batch.Records {
-		r := &batch.Records[i]
-		// A token is used by a VALID verify or by an authenticated call to
-		// Tollgate's own API.
-		if events.ValidID(r.TokenID) && (r.Kind == events.UsageKindAPI || r.Verdict == "VALID") && r.Time.After(lastUsed[r.TokenID]) {
-			lastUsed[r.TokenID] = r.Time
-		}
-		// Ids become key segments: one that is not an id could make its
-		// keys collide with another scope's.
-		if r.Kind != events.UsageKindVerify || !events.ValidID(r.AccountID) || !events.ValidID(r.Environment) {
-			continue
-		}
-		g := usageGroup{account: r.AccountID, env: r.Environment, ip: r.IP, domain: r.Domain, minute: noTime}
-		if events.ValidID(r.TokenID) {
-			g.token = r.TokenID
-		}
-		if unix := r.Time.Unix(); unix >= 0 {
-			g.minute = unix - unix%statsSeries[0].width
-		}
-		c := groups[g]
-		c.add(verifyCounts(*r))
-		groups[g] = c
+	sum, err := usageSummary(ev.Data)
+	if err != nil {
+		return err
 	}
 	delta := statsDelta{}
-	for g, c := range groups {
+	for _, g := range sum.Groups {
+		c := statsCounts{Requests: g.Requests, PaidRequests: g.PaidRequests, Errors: g.Errors, CreditsSpent: g.CreditsSpent}
 		delta.record("", g, c)
-		if g.token != "" {
-			delta.record(g.token, g, c)
+		if g.TokenID != "" {
+			delta.record(g.TokenID, g, c)
 		}
 	}
-	for token, at := range lastUsed {
+	for token, at := range sum.LastUsed {
+		if !events.ValidID(token) {
+			continue
+		}
 		var prev time.Time
 		if _, err := tx.GetJSON(lastUsedKey(token), &prev); err != nil {
 			return err

@@ -42,10 +42,24 @@ func startUsageStream(t *testing.T) jetstream.JetStream {
 	return js
 }
 
-// publishUsage appends one usage batch and returns its stream sequence.
+// publishUsage appends one usage batch, with its summary as nodes write
+// it, and returns its stream sequence.
 func publishUsage(t *testing.T, js jetstream.JetStream, id string, records ...events.UsageRecord) uint64 {
 	t.Helper()
-	data, err := json.Marshal(events.UsageBatch{Version: events.UsageSchemaVersion1, ID: id, Node: "n1", Records: records})
+	sum := events.Summarize(records)
+	return publishBatch(t, js, events.UsageBatch{Version: events.UsageSchemaVersion1, ID: id, Node: "n1", Summary: &sum, Records: records})
+}
+
+// publishUsageNoSummary appends a batch as nodes wrote them before batches
+// had summaries.
+func publishUsageNoSummary(t *testing.T, js jetstream.JetStream, id string, records ...events.UsageRecord) uint64 {
+	t.Helper()
+	return publishBatch(t, js, events.UsageBatch{Version: events.UsageSchemaVersion1, ID: id, Node: "n1", Records: records})
+}
+
+func publishBatch(t *testing.T, js jetstream.JetStream, batch events.UsageBatch) uint64 {
+	t.Helper()
+	data, err := json.Marshal(batch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +103,11 @@ func bucket(t time.Time, requests, paid, errs int64) projections.StatsPoint {
 // statsWorkload crosses minute, hour and day boundaries, mixes tokens,
 // environments and accounts, and holds records that must not count.
 func statsWorkload(t *testing.T, js jetstream.JetStream) (last uint64) {
+	return statsWorkloadWith(t, js, publishUsage)
+}
+
+func statsWorkloadWith(t *testing.T, js jetstream.JetStream,
+	publishUsage func(*testing.T, jetstream.JetStream, string, ...events.UsageRecord) uint64) (last uint64) {
 	publishUsage(t, js, "b1",
 		verifyRecord(jan(1, 23, 59, 10), "tok_a", "VALID", 0, "1.1.1.1", "dns"),
 		verifyRecord(jan(1, 23, 59, 50), "tok_a", "VALID", 5, "1.1.1.1", "dns"),
@@ -225,6 +244,49 @@ func TestStatsProjection(t *testing.T) {
 		t.Fatalf("Skipped = %d", p.Skipped())
 	}
 	checkStats(t, stats, statsCases())
+}
+
+// Batches written before they carried a summary give the same statistics.
+func TestStatsFromBatchesWithoutSummary(t *testing.T) {
+	t.Parallel()
+	js := startUsageStream(t)
+	db := openMem(t)
+	p, stats := newUsageProjector(t, db)
+	run(t, p, js)
+	waitFor(t, p, statsWorkloadWith(t, js, publishUsageNoSummary))
+	if p.Skipped() != 0 {
+		t.Fatalf("Skipped = %d", p.Skipped())
+	}
+	checkStats(t, stats, statsCases())
+}
+
+// The summary is read without decoding the records that follow it.
+func TestStatsReadSummaryOnly(t *testing.T) {
+	t.Parallel()
+	js := startUsageStream(t)
+	db := openMem(t)
+	p, stats := newUsageProjector(t, db)
+	run(t, p, js)
+	rec := verifyRecord(jan(1, 12, 0, 0), "tok_a", "VALID", 2, "5.5.5.5", "dns")
+	sum := events.Summarize([]events.UsageRecord{rec})
+	raw, err := json.Marshal(events.UsageBatch{Version: events.UsageSchemaVersion1, ID: "s1", Node: "n1", Summary: &sum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records that could not be decoded: only the summary may be read.
+	raw = append(raw[:len(raw)-len(`,"records":null}`)], `,"records":[{"kind":garbage}]}`...)
+	ack, err := js.Publish(testContext(t), events.UsageSubject("n1"), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, p, ack.Sequence)
+	res, err := stats.Query(projections.StatsQuery{AccountID: "acc_1", Environment: "live", From: jan(1, 0, 0, 0), To: jan(2, 0, 0, 0), Granularity: projections.GranularityHour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Totals.Requests != 1 || res.Totals.CreditsSpent != 2 || p.Skipped() != 0 {
+		t.Fatalf("totals %+v, skipped %d (%s)", res.Totals, p.Skipped(), raw)
+	}
 }
 
 func TestStatsRebuildIsIdentical(t *testing.T) {
