@@ -42,6 +42,11 @@ type Config struct {
 	Decode func(data []byte, seq uint64) (events.Event, error)
 }
 
+// RebuildGCPercent is GOGC while `tollgate rebuild` replays the log: a
+// rebuild allocates briskly and keeps little alive, and collecting less
+// often makes it about a fifth faster for a heap a few batches larger.
+const RebuildGCPercent = 400
+
 // TypeUsageBatch is the type [DecodeUsageBatch] gives usage-stream messages.
 const TypeUsageBatch = "usage.batch"
 

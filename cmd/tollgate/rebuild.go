@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 // drawing a progress bar (events/s, ETA). The server must be stopped: Pebble
 // allows one process per directory.
 func rebuild(ctx context.Context, cfg node.Config, stderr io.Writer) error {
+	defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg.NATSListen = "" // a rebuild serves no subscribers

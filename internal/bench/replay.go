@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,8 @@ func (s *Session) prepareReplay(ctx context.Context) (func(context.Context, int)
 // replayOnce rebuilds every event projection into a fresh Pebble under dir
 // and returns how long the catch-up took.
 func (s *Session) replayOnce(ctx context.Context, st *node.Storage, dir string, last uint64) (time.Duration, error) {
+	// The scenario measures `tollgate rebuild`, which runs with this GOGC.
+	defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent))
 	db, err := projections.Open(dir, false)
 	if err != nil {
 		return 0, err
