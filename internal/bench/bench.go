@@ -159,10 +159,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := s.newReport()
 	for _, name := range s.opts.selected() {
 		s.prog.logf("== %s", name)
-		if name == Memory {
-			// Memory runs last: what earlier scenarios started would only
-			// blur its samples.
+		switch {
+		case name == Memory || name == Replay:
+			// They measure this machine on nodes of their own: what earlier
+			// scenarios started (and their backlogs) would only blur them.
 			s.stopAll()
+		case s.node != nil && s.opts.URL == "":
+			// The usage and projections the previous scenario left behind
+			// are its cost, not the next one's.
+			quiesce(ctx, s.node, 2*time.Minute)
 		}
 		res, err := s.Measure(ctx, name, 0)
 		if err != nil {
