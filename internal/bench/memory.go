@@ -244,13 +244,7 @@ func (s *Session) runMemory(ctx context.Context) (Result, error) {
 // store's synchronous Append manages about 10k events/s here; a million
 // tokens would take minutes.
 func appendTokens(ctx context.Context, nc *nats.Conn, account string, seed uint64, m int, appended *atomic.Int64) (uint64, error) {
-	var failed atomic.Int64
-	var firstErr firstError
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(replayPublishPending),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			failed.Add(1)
-			firstErr.set(err)
-		}))
+	pub, err := newAsyncPublisher(nc, map[string]string{jetstream.ExpectedStreamHeader: events.DefaultStream})
 	if err != nil {
 		return 0, err
 	}
@@ -268,38 +262,12 @@ func appendTokens(ctx context.Context, nc *nats.Conn, account string, seed uint6
 		if err != nil {
 			return 0, err
 		}
-		data, err := events.Marshal(ev)
-		if err != nil {
-			return 0, err
-		}
-		msg := nats.NewMsg(events.Subject(ev))
-		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-		msg.Header.Set(jetstream.ExpectedStreamHeader, events.DefaultStream)
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+		if err := pub.publish(ev); err != nil {
 			return 0, err
 		}
 		appended.Add(1)
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("publishing: %d acknowledgements outstanding", js.PublishAsyncPending())
-	}
-	if failed.Load() > 0 {
-		return 0, errors.Join(fmt.Errorf("%d of %d token.created publishes failed", failed.Load(), m), firstErr.get())
-	}
-	str, err := js.Stream(ctx, events.DefaultStream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := str.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.LastSeq, nil
+	return pub.finish(ctx)
 }
 
 // activate verifies every token once through the app's handler, from as

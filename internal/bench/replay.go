@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/node"
@@ -107,13 +105,7 @@ func (s *Session) replayOnce(ctx context.Context, st *node.Storage, dir string, 
 // written them (subject per aggregate, event id as Nats-Msg-Id), and returns
 // the stream's last sequence.
 func appendHistory(ctx context.Context, nc *nats.Conn, n int, published *atomic.Int64) (uint64, error) {
-	var failed atomic.Int64
-	var firstErr firstError
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(replayPublishPending),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			failed.Add(1)
-			firstErr.set(err)
-		}))
+	pub, err := newAsyncPublisher(nc, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -127,14 +119,7 @@ func appendHistory(ctx context.Context, nc *nats.Conn, n int, published *atomic.
 		if err != nil {
 			return err
 		}
-		data, err := events.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		msg := nats.NewMsg(events.Subject(ev))
-		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+		if err := pub.publish(ev); err != nil {
 			return err
 		}
 		published.Add(1)
@@ -166,26 +151,12 @@ func appendHistory(ctx context.Context, nc *nats.Conn, n int, published *atomic.
 			}
 		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-time.After(5 * time.Minute):
-		return 0, fmt.Errorf("publishing: %d acknowledgements outstanding", js.PublishAsyncPending())
-	}
-	if failed.Load() > 0 {
-		return 0, errors.Join(fmt.Errorf("%d of %d publishes failed", failed.Load(), seq), firstErr.get())
-	}
-	str, err := js.Stream(ctx, events.DefaultStream)
+	last, err := pub.finish(ctx)
 	if err != nil {
 		return 0, err
 	}
-	info, err := str.Info(ctx)
-	if err != nil {
-		return 0, err
+	if last != uint64(seq) {
+		return 0, fmt.Errorf("stream holds %d events, published %d", last, seq)
 	}
-	if info.State.LastSeq != uint64(seq) {
-		return 0, fmt.Errorf("stream holds %d events, published %d", info.State.LastSeq, seq)
-	}
-	return info.State.LastSeq, nil
+	return last, nil
 }
