@@ -10,8 +10,38 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tollgate/tollgate/internal/node"
 	"github.com/tollgate/tollgate/internal/tollgatetest"
 )
+
+// startVerifyBench starts a node with an account whose wallet holds
+// plenty, a customer token (scopes domains:read and domains:write, limits
+// and an IP whitelist to check) and the downstream service's own key with
+// scopes, both with room for the load. It returns the owner's client and
+// the two token strings.
+func startVerifyBench(b *testing.B, verifierScopes ...string) (n *node.Node, owner *tollgatetest.Client, customer, verifier struct{ Token string }) {
+	b.Helper()
+	n = tollgatetest.Start(b)
+	root := tollgatetest.NewClient(n.URL(), tollgatetest.RootKey)
+	r := root.Do(b, "POST", "/accounts", map[string]string{"name": "bench"})
+	var acc struct {
+		ID     string                 `json:"id"`
+		APIKey struct{ Token string } `json:"api_key"`
+	}
+	r.JSON(b, &acc)
+	owner = tollgatetest.NewClient(n.URL(), acc.APIKey.Token)
+	if r := root.Do(b, "POST", "/wallet/credits?account_id="+acc.ID, map[string]any{"amount": int64(1) << 39}); r.Status != 201 {
+		b.Fatalf("credit: %d %s", r.Status, r.Body)
+	}
+	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "customer", "scopes": []string{"domains:read", "domains:write"},
+		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60},
+		"limits":     map[string]any{"total_requests": 1 << 40, "paid_requests": 1 << 40, "wallet_amount": 1 << 50, "ip_whitelist": []string{"203.0.113.0/24"}}})
+	r.JSON(b, &customer)
+	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "verifier", "scopes": verifierScopes,
+		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60}})
+	r.JSON(b, &verifier)
+	return n, owner, customer, verifier
+}
 
 // startBareVerify serves a bare Fiber JSON handler: it decodes the same
 // request body /verify gets and encodes an answer of the same shape. That
@@ -69,28 +99,7 @@ func startBareVerify(b *testing.B, answer []byte) benchTarget {
 // and paid) beside a bare Fiber JSON handler in the same run, in
 // alternating phases, and reports ratio = verify req/s ÷ bare req/s.
 func BenchmarkVerifyRatio(b *testing.B) {
-	n := tollgatetest.Start(b)
-	root := tollgatetest.NewClient(n.URL(), tollgatetest.RootKey)
-	r := root.Do(b, "POST", "/accounts", map[string]string{"name": "bench"})
-	var acc struct {
-		ID     string                 `json:"id"`
-		APIKey struct{ Token string } `json:"api_key"`
-	}
-	r.JSON(b, &acc)
-	owner := tollgatetest.NewClient(n.URL(), acc.APIKey.Token)
-	if r := root.Do(b, "POST", "/wallet/credits?account_id="+acc.ID, map[string]any{"amount": int64(1) << 39}); r.Status != 201 {
-		b.Fatalf("credit: %d %s", r.Status, r.Body)
-	}
-	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "customer", "scopes": []string{"domains:read", "domains:write"},
-		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60},
-		"limits":     map[string]any{"total_requests": 1 << 40, "paid_requests": 1 << 40, "wallet_amount": 1 << 50, "ip_whitelist": []string{"203.0.113.0/24"}}})
-	var tok struct{ Token string }
-	r.JSON(b, &tok)
-	// The downstream service's own key, with room for the load.
-	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "verifier", "scopes": []string{"tokens:verify"},
-		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60}})
-	var verifier struct{ Token string }
-	r.JSON(b, &verifier)
+	n, _, tok, verifier := startVerifyBench(b, "tokens:verify")
 	h := http.Header{"Content-Type": []string{"application/json"}, "X-Api-Key": []string{verifier.Token}}
 	target := func(scope string) benchTarget {
 		body, _ := json.Marshal(map[string]any{"token": tok.Token, "scopes": []string{scope}, "ip": "203.0.113.9", "domain": "example.com"})

@@ -10,8 +10,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
-
-	"github.com/tollgate/tollgate/internal/tollgatetest"
 )
 
 // handlerBench runs Fiber's request handler directly on a reused
@@ -80,27 +78,7 @@ func processCPU(b *testing.B) time.Duration {
 // BenchmarkHandler measures the server side of each hot path beside a bare
 // Fiber JSON handler that decodes the same body and answers a small object.
 func BenchmarkHandler(b *testing.B) {
-	n := tollgatetest.Start(b)
-	root := tollgatetest.NewClient(n.URL(), tollgatetest.RootKey)
-	r := root.Do(b, "POST", "/accounts", map[string]string{"name": "bench"})
-	var acc struct {
-		ID     string                 `json:"id"`
-		APIKey struct{ Token string } `json:"api_key"`
-	}
-	r.JSON(b, &acc)
-	owner := tollgatetest.NewClient(n.URL(), acc.APIKey.Token)
-	if r := root.Do(b, "POST", "/wallet/credits?account_id="+acc.ID, map[string]any{"amount": int64(1) << 39}); r.Status != 201 {
-		b.Fatalf("credit: %d %s", r.Status, r.Body)
-	}
-	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "customer", "scopes": []string{"domains:read", "domains:write"},
-		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60},
-		"limits":     map[string]any{"total_requests": 1 << 40, "paid_requests": 1 << 40, "wallet_amount": 1 << 50, "ip_whitelist": []string{"203.0.113.0/24"}}})
-	var tok struct{ Token string }
-	r.JSON(b, &tok)
-	r = owner.Do(b, "POST", "/tokens", map[string]any{"name": "verifier", "scopes": []string{"tokens:verify", "accounts:read"},
-		"rate_limit": map[string]any{"limit": 1_000_000_000, "window": 60}})
-	var verifier struct{ Token string }
-	r.JSON(b, &verifier)
+	n, owner, tok, verifier := startVerifyBench(b, "tokens:verify", "accounts:read")
 	unpaid, _ := json.Marshal(map[string]any{"token": tok.Token, "scopes": []string{"domains:read"}, "ip": "203.0.113.9", "domain": "example.com"})
 	paid, _ := json.Marshal(map[string]any{"token": tok.Token, "scopes": []string{"domains:write"}, "ip": "203.0.113.9", "domain": "example.com"})
 
@@ -119,7 +97,7 @@ func BenchmarkHandler(b *testing.B) {
 		return c.JSON(fiber.Map{"valid": true, "code": "VALID", "scopes": req.Scopes})
 	})
 	app := n.API.App.Handler()
-	r = owner.Do(b, "POST", "/clients", map[string]any{"name": "bench", "scopes": []string{"vps:read", "vps:write"},
+	r := owner.Do(b, "POST", "/clients", map[string]any{"name": "bench", "scopes": []string{"vps:read", "vps:write"},
 		"default_scopes": []string{"vps:read", "vps:write"}})
 	var cl struct {
 		ClientID     string `json:"client_id"`
