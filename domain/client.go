@@ -284,10 +284,9 @@ func (c Client) CheckSecret(presented string, now time.Time) bool {
 	if presented == "" || c.DeletedAt != nil {
 		return false
 	}
-	hash := HashSecret(presented)
-	current := c.SecretHash != "" && ConstantTimeEqual(hash, c.SecretHash)
-	previous := c.PreviousSecretHash != "" && ConstantTimeEqual(hash, c.PreviousSecretHash) &&
-		c.PreviousValidUntil != nil && now.Before(*c.PreviousValidUntil)
+	current := c.SecretHash != "" && MatchesHash(presented, c.SecretHash)
+	previous := c.PreviousSecretHash != "" && c.PreviousValidUntil != nil && now.Before(*c.PreviousValidUntil) &&
+		MatchesHash(presented, c.PreviousSecretHash)
 	return current || previous
 }
 
