@@ -187,7 +187,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	if !rec.AllowsIP(a.clientIP(c)) {
 		return errForbidden
 	}
-	if ok, st := a.rates.allow(rec.ID, rec.RateLimit, int64(rec.RateWindow), now); !ok {
+	if ok, st := a.rates.allow(rec.ID(), int64(rec.RateLimit), int64(rec.RateWindow), now); !ok {
 		setRateHeaders(c, st)
 		return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", RetryAfter: int(st.Reset),
 			Message: "Rate limit exceeded: retry after the window resets"}
@@ -195,7 +195,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		setRateHeaders(c, st)
 	}
 	if rec.Limited() {
-		full, ok, err := a.Tokens.Lookup(rec.ID)
+		full, ok, err := a.Tokens.Lookup(rec.ID())
 		if err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		}
 	}
 	c.Locals(localPrincipal, &Principal{
-		TokenID: rec.ID, AccountID: rec.AccountID, Environment: *rec.Environment(), Scopes: rec.Scopes(), secret: key,
+		TokenID: rec.ID(), AccountID: *rec.AccountID(), Environment: *rec.Environment(), Scopes: rec.Scopes(), secret: key,
 	})
 	return nil
 }

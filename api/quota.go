@@ -74,7 +74,7 @@ func demand(t domain.Token, paid bool, cost int64) events.Quota {
 // account's wallet may stand in the way.
 func (m *quotaManager) spendUnlimited(ctx context.Context, t *projections.TokenAuth, cost int64, now time.Time) (string, remaining, error) {
 	if cost > 0 {
-		ok, err := m.spendWallet(ctx, domain.Token{ID: t.ID, AccountID: t.AccountID, Environment: *t.Environment()}, cost, now)
+		ok, err := m.spendWallet(ctx, domain.Token{ID: t.ID(), AccountID: *t.AccountID(), Environment: *t.Environment()}, cost, now)
 		if err != nil || !ok {
 			return verdictInsufficientFunds, remaining{}, err
 		}

@@ -26,13 +26,22 @@ type rateShard struct {
 	sweepAt int
 }
 
-// rateWindow is 24 bytes: the current window's start (Unix nanoseconds),
-// the counts of the current and previous windows (limits are at most 10^9)
-// and the window in seconds (at most 86400).
+// rateWindow is 16 bytes: the current window's start (seconds since
+// rateEpoch; windows are whole seconds), the counts of the current and
+// previous windows (limits are at most 10^9) and the window in seconds (at
+// most 86400).
 type rateWindow struct {
-	start           int64
+	start           uint32
 	cur, prev, secs int32
 }
+
+// rateEpoch is 2020-01-01T00:00:00Z: window starts fit 32 bits until 2156.
+// A clock before it (never a real one) counts as that instant.
+const rateEpoch = 1577836800
+
+func rateStart(t time.Time) uint32 { return uint32(max(t.Unix()-rateEpoch, 0)) }
+
+func (w *rateWindow) startTime() time.Time { return time.Unix(int64(w.start)+rateEpoch, 0) }
 
 // rateState is what a caller is told about its rate limit.
 type rateState struct {
@@ -62,14 +71,14 @@ func (r *rateLimiter) shard(key string) (*rateShard, uint64) {
 // capacity.
 func (w *rateWindow) roll(now time.Time) (used, reset int64) {
 	window := time.Duration(w.secs) * time.Second
-	start := time.Unix(0, w.start)
+	start := w.startTime()
 	switch elapsed := now.Sub(start); {
 	case elapsed >= 2*window:
 		start, w.cur, w.prev = now.Truncate(window), 0, 0
 	case elapsed >= window:
 		start, w.prev, w.cur = start.Add(window), w.cur, 0
 	}
-	w.start = start.UnixNano()
+	w.start = rateStart(start)
 	// Weight of the previous window still inside the sliding window.
 	frac := 1 - float64(now.Sub(start))/float64(window)
 	used = int64(w.cur) + int64(math.Ceil(float64(w.prev)*frac))
@@ -85,7 +94,7 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 	defer s.mu.Unlock()
 	w, ok := s.windows[h]
 	if !ok || int64(w.secs) != windowSecs {
-		w = rateWindow{start: now.Truncate(time.Duration(windowSecs) * time.Second).UnixNano(), secs: int32(windowSecs)}
+		w = rateWindow{start: rateStart(now.Truncate(time.Duration(windowSecs) * time.Second)), secs: int32(windowSecs)}
 		if len(s.windows) >= max(s.sweepAt, 10_000) {
 			s.evictLocked(now)
 			s.sweepAt = 2 * len(s.windows)
@@ -104,7 +113,7 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 // evictLocked drops windows unused for two windows: their counts are 0.
 func (s *rateShard) evictLocked(now time.Time) {
 	for k, w := range s.windows {
-		if now.UnixNano()-w.start > 3*int64(w.secs)*int64(time.Second) {
+		if now.Unix()-(int64(w.start)+rateEpoch) > 3*int64(w.secs) {
 			delete(s.windows, k)
 		}
 	}

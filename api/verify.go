@@ -99,7 +99,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 		}
 	}()
 	rec, code := a.checkCredential(c, req.Token, now)
-	if code != verdictNotFound && rec.AccountID != caller.AccountID && !caller.Admin() {
+	if code != verdictNotFound && *rec.AccountID() != caller.AccountID && !caller.Admin() {
 		// Another account's token does not exist for this caller.
 		code = verdictNotFound
 	}
@@ -107,7 +107,8 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = code
 		return c.JSON(out)
 	}
-	out.TokenID, out.AccountID, out.Environment = &rec.ID, &rec.AccountID, rec.Environment()
+	id := rec.ID()
+	out.TokenID, out.AccountID, out.Environment = &id, rec.AccountID(), rec.Environment()
 	out.Scopes = rec.Scopes()
 	if rec.ExpiresAt != 0 {
 		at := time.Unix(0, rec.ExpiresAt).UTC()
@@ -118,13 +119,13 @@ func (a *API) verify(c *fiber.Ctx) error {
 	if rec.Limited() {
 		var ok bool
 		var err error
-		if full, ok, err = a.Tokens.Lookup(rec.ID); err != nil {
+		if full, ok, err = a.Tokens.Lookup(id); err != nil {
 			return err
 		} else if !ok {
 			out = verifyResponse{Code: verdictNotFound, Scopes: []string{}}
 			return c.JSON(out)
 		}
-		out.Remaining = remainingOf(tokenOf(*full), a.quota.leftOf(rec.ID))
+		out.Remaining = remainingOf(tokenOf(*full), a.quota.leftOf(id))
 	}
 	switch {
 	case code != "":
@@ -137,7 +138,7 @@ func (a *API) verify(c *fiber.Ctx) error {
 		out.Code = code
 		return c.JSON(out)
 	}
-	allowed, st := a.rates.allow(rec.ID, rec.RateLimit, int64(rec.RateWindow), now)
+	allowed, st := a.rates.allow(id, int64(rec.RateLimit), int64(rec.RateWindow), now)
 	out.RateLimit = &st
 	if !allowed {
 		out.Code = verdictRateLimited

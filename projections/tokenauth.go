@@ -3,10 +3,12 @@ package projections
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/maphash"
 	"math"
 	"net/netip"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/tollgate/tollgate/domain"
 )
@@ -19,22 +21,36 @@ import (
 // interned. A TokenAuth is shared and never modified; a change to the
 // token replaces it.
 type TokenAuth struct {
-	ID        string
-	AccountID string
+	// id holds the token id ("tok_" and a 16-character selector) in place:
+	// a separate string would cost another allocation per token. Ids of
+	// another length (none are made) live in ext.
+	id [tokenIDLen]byte
+	// RateLimit requests per RateWindow seconds (at most 10^9 and 86400).
+	RateLimit int32
+	accountID *string   // interned
 	scopes    *[]string // interned
 	// digest is the first half of the value's SHA-256 (see
 	// domain.MatchesDigest128): 128 bits against a 190-bit random secret.
 	digest [domain.Digest128Size]byte
 	// ExpiresAt is Unix nanoseconds; 0 for never.
-	ExpiresAt int64
-	// RateLimit requests per RateWindow seconds.
-	RateLimit  int64
+	ExpiresAt  int64
 	RateWindow int32
 	env        environment
 	revoked    bool
 	// ext holds what few tokens have: a rotation's grace period, an IP
 	// whitelist, usage limits.
 	ext *tokenAuthExt
+}
+
+// tokenIDLen is the length of a token id: "tok_" and a selector.
+const tokenIDLen = 4 + 16
+
+// ID is the token's id.
+func (t *TokenAuth) ID() string {
+	if t.ext != nil && t.ext.id != "" {
+		return t.ext.id
+	}
+	return unsafe.String(&t.id[0], tokenIDLen)
 }
 
 // environment is a token's environment in one byte.
@@ -66,6 +82,7 @@ func (t *TokenAuth) Environment() *string {
 }
 
 type tokenAuthExt struct {
+	id                 string // an id not of tokenIDLen bytes
 	previousDigest     [domain.Digest128Size]byte
 	previousValidUntil int64
 	hasPrevious        bool
@@ -76,6 +93,10 @@ type tokenAuthExt struct {
 
 // tokenAuthCapacity bounds the compact views a node keeps.
 const tokenAuthCapacity = 4_000_000
+
+// AccountID is the token's account: a string shared by every view of the
+// account's tokens (callers may keep the pointer; never write through it).
+func (t *TokenAuth) AccountID() *string { return t.accountID }
 
 // Scopes are the token's scopes, shared with every token that has the
 // same set: never modify them.
@@ -122,8 +143,8 @@ func (t *TokenAuth) Limited() bool { return t.ext != nil && t.ext.limited }
 // Auth returns the compact view of token id, from memory or else from the
 // stored record. It is shared: never modify it.
 func (t *Tokens) Auth(id string) (*TokenAuth, bool, error) {
-	a, ok, epoch := t.auth.getRef(id)
-	if ok {
+	a, epoch := t.auth.get(id)
+	if a != nil {
 		return a, true, nil
 	}
 	var rec TokenRecord
@@ -132,35 +153,111 @@ func (t *Tokens) Auth(id string) (*TokenAuth, bool, error) {
 		return nil, false, err
 	}
 	a = t.interned.compact(&rec)
-	t.auth.fillOwned(a.ID, a, epoch)
+	t.auth.fill(a, epoch)
 	return a, true, nil
+}
+
+// authCache holds the compact views under a seeded 64-bit hash of their
+// id: a map slot is 16 bytes rather than 24, and a lookup checks the id,
+// so two ids sharing a hash (a 2^-64 event per pair) only take turns in
+// the cache. Invalidation works as in recordCache.
+type authCache struct {
+	seed  maphash.Seed
+	mu    sync.RWMutex
+	items map[uint64]*TokenAuth
+	epoch uint64
+	max   int
+}
+
+func newAuthCache(max int) *authCache {
+	return &authCache{seed: maphash.MakeSeed(), items: make(map[uint64]*TokenAuth), max: max}
+}
+
+// get returns the view of id, or nil and the epoch to pass to fill.
+func (c *authCache) get(id string) (*TokenAuth, uint64) {
+	h := maphash.String(c.seed, id)
+	c.mu.RLock()
+	a := c.items[h]
+	epoch := c.epoch
+	c.mu.RUnlock()
+	if a != nil && a.ID() == id {
+		return a, epoch
+	}
+	return nil, epoch
+}
+
+func (c *authCache) fill(a *TokenAuth, epoch uint64) {
+	h := maphash.String(c.seed, a.ID())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch != epoch {
+		return
+	}
+	if len(c.items) >= c.max {
+		n := c.max / 10 // an arbitrary tenth: map order is unspecified
+		for k := range c.items {
+			if n--; n < 0 {
+				break
+			}
+			delete(c.items, k)
+		}
+	}
+	c.items[h] = a
+}
+
+func (c *authCache) invalidate(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.epoch++
+	for _, id := range ids {
+		h := maphash.String(c.seed, id)
+		if a := c.items[h]; a != nil && a.ID() == id {
+			delete(c.items, h)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *authCache) clear() {
+	c.mu.Lock()
+	c.epoch++
+	c.items = make(map[uint64]*TokenAuth)
+	c.mu.Unlock()
 }
 
 // interner shares the strings and scope sets of compact views.
 type interner struct {
 	mu     sync.Mutex
-	strs   map[string]string
+	strs   map[string]*string
 	scopes map[string]*[]string
 }
 
 func newInterner() *interner {
-	return &interner{strs: map[string]string{}, scopes: map[string]*[]string{}}
+	return &interner{strs: map[string]*string{}, scopes: map[string]*[]string{}}
 }
 
-func (in *interner) str(s string) string {
+func (in *interner) str(s string) *string {
 	if v, ok := in.strs[s]; ok {
 		return v
 	}
 	s = strings.Clone(s)
-	in.strs[s] = s
-	return s
+	in.strs[s] = &s
+	return &s
 }
 
 func (in *interner) compact(r *TokenRecord) *TokenAuth {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	a := &TokenAuth{ID: strings.Clone(r.ID), AccountID: in.str(r.AccountID), RateLimit: r.RateLimit.Limit,
+	a := &TokenAuth{accountID: in.str(r.AccountID), RateLimit: int32(min(r.RateLimit.Limit, math.MaxInt32)),
 		RateWindow: int32(min(r.RateLimit.Window, math.MaxInt32))}
+	var ext tokenAuthExt
+	if len(r.ID) == tokenIDLen {
+		copy(a.id[:], r.ID)
+	} else {
+		ext.id = strings.Clone(r.ID)
+	}
 	switch r.Environment {
 	case domain.EnvLive:
 		a.env = envLive
@@ -172,7 +269,7 @@ func (in *interner) compact(r *TokenRecord) *TokenAuth {
 	if !ok {
 		set := make([]string, len(r.Scopes))
 		for i, s := range r.Scopes {
-			set[i] = in.str(s)
+			set[i] = *in.str(s)
 		}
 		scopes = &set
 		in.scopes[strings.Clone(key)] = scopes
@@ -183,13 +280,13 @@ func (in *interner) compact(r *TokenRecord) *TokenAuth {
 		a.ExpiresAt = r.ExpiresAt.UnixNano()
 	}
 	a.revoked = r.RevokedAt != nil
-	ext := tokenAuthExt{hasWhitelist: len(r.Limits.IPWhitelist) > 0, ipWhitelist: domain.ParsePrefixes(r.Limits.IPWhitelist),
-		limited: r.Limits.TotalRequests != nil || r.Limits.PaidRequests != nil || r.Limits.WalletAmount != nil}
+	ext.hasWhitelist, ext.ipWhitelist = len(r.Limits.IPWhitelist) > 0, domain.ParsePrefixes(r.Limits.IPWhitelist)
+	ext.limited = r.Limits.TotalRequests != nil || r.Limits.PaidRequests != nil || r.Limits.WalletAmount != nil
 	if r.PreviousHash != "" && r.PreviousValidUntil != nil {
 		ext.hasPrevious, ext.previousValidUntil = true, r.PreviousValidUntil.UnixNano()
 		ext.previousDigest = digest128(r.PreviousHash)
 	}
-	if ext.hasPrevious || ext.limited || ext.hasWhitelist {
+	if ext.id != "" || ext.hasPrevious || ext.limited || ext.hasWhitelist {
 		a.ext = &ext
 	}
 	return a

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -78,9 +79,9 @@ func TestTokenAuthMatchesCurrentAndPreviousValue(t *testing.T) {
 
 func TestTokenAuthInternsSharedStrings(t *testing.T) {
 	in := newInterner()
-	a := in.compact(&TokenRecord{ID: "tok_1", AccountID: string([]byte("acc_a")), Environment: "live", Scopes: []string{"a:read", "b:read"}})
-	b := in.compact(&TokenRecord{ID: "tok_2", AccountID: string([]byte("acc_a")), Environment: "live", Scopes: []string{"a:read", "b:read"}})
-	if unsafe.StringData(a.AccountID) != unsafe.StringData(b.AccountID) {
+	a := in.compact(&TokenRecord{ID: "tok_0123456789abcdef", AccountID: string([]byte("acc_a")), Environment: "live", Scopes: []string{"a:read", "b:read"}})
+	b := in.compact(&TokenRecord{ID: "tok_fedcba9876543210", AccountID: string([]byte("acc_a")), Environment: "live", Scopes: []string{"a:read", "b:read"}})
+	if a.AccountID() != b.AccountID() || *a.AccountID() != "acc_a" {
 		t.Error("account ids are not shared")
 	}
 	if &a.Scopes()[0] != &b.Scopes()[0] {
@@ -89,11 +90,53 @@ func TestTokenAuthInternsSharedStrings(t *testing.T) {
 	if a.ext != nil {
 		t.Error("a token without limits, whitelist or grace period carries an extension")
 	}
+	if a.ID() != "tok_0123456789abcdef" || b.ID() != "tok_fedcba9876543210" {
+		t.Errorf("ids %q, %q", a.ID(), b.ID())
+	}
+	if odd := in.compact(&TokenRecord{ID: "tok_short"}); odd.ID() != "tok_short" {
+		t.Errorf("an id of another length reads back as %q", odd.ID())
+	}
 	if *a.Environment() != "live" || *in.compact(&TokenRecord{Environment: "test"}).Environment() != "test" {
 		t.Error("environment lost")
 	}
 	// The memory budget (docs/performance.md) counts on this size class.
-	if size := unsafe.Sizeof(TokenAuth{}); size > 96 {
-		t.Errorf("TokenAuth is %d bytes, more than 96", size)
+	if size := unsafe.Sizeof(TokenAuth{}); size > 80 {
+		t.Errorf("TokenAuth is %d bytes, more than 80", size)
+	}
+}
+
+func TestAuthCache(t *testing.T) {
+	in := newInterner()
+	c := newAuthCache(100)
+	a := in.compact(&TokenRecord{ID: "tok_0123456789abcdef"})
+	if got, _ := c.get(a.ID()); got != nil {
+		t.Fatal("empty cache hit")
+	}
+	_, epoch := c.get(a.ID())
+	c.fill(a, epoch)
+	if got, _ := c.get("tok_0123456789abcdef"); got != a {
+		t.Fatal("filled view not found")
+	}
+	if got, _ := c.get("tok_0123456789abcdeF"); got != nil {
+		t.Fatal("another id finds the view")
+	}
+	// A fill that read before an invalidation is dropped: the view may be
+	// older than the commit that invalidated it.
+	_, stale := c.get("tok_fedcba9876543210")
+	c.invalidate([]string{a.ID()})
+	if got, _ := c.get(a.ID()); got != nil {
+		t.Fatal("invalidated view still there")
+	}
+	c.fill(in.compact(&TokenRecord{ID: "tok_fedcba9876543210"}), stale)
+	if got, _ := c.get("tok_fedcba9876543210"); got != nil {
+		t.Fatal("a stale fill was kept")
+	}
+	for i := 0; i < 150; i++ { // bounded
+		v := in.compact(&TokenRecord{ID: fmt.Sprintf("tok_%016d", i)})
+		_, e := c.get(v.ID())
+		c.fill(v, e)
+	}
+	if len(c.items) > 100 {
+		t.Fatalf("%d views kept, bound 100", len(c.items))
 	}
 }

@@ -48,7 +48,7 @@ type Tokens struct {
 	db    *pebble.DB
 	cache *recordCache[TokenRecord]
 	// auth holds the compact views that authentication reads.
-	auth     *recordCache[TokenAuth]
+	auth     *authCache
 	interned *interner
 	touched  []string
 }
@@ -56,7 +56,7 @@ type Tokens struct {
 // NewTokens returns the tokens projection on db.
 func NewTokens(db *pebble.DB) *Tokens {
 	return &Tokens{db: db, cache: newRecordCache[TokenRecord](200_000),
-		auth: newRecordCache[TokenAuth](tokenAuthCapacity), interned: newInterner()}
+		auth: newAuthCache(tokenAuthCapacity), interned: newInterner()}
 }
 
 var _ Committer = (*Tokens)(nil)
