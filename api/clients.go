@@ -249,36 +249,53 @@ func clientChange(x cmdCtx, aggregateType, aggregateID, account, env string, p e
 }
 
 // claimAndCreate appends client.created with the claim on its client_id in
-// one atomic batch. The claim expects an empty claim aggregate, or the last
-// event of a released claim; this node's view of the claim may lag behind
-// the stream, so a conflict is decided again on fresh state before the
-// client_id is reported taken.
+// one atomic batch (see createWithClaim).
 func (a *API) claimAndCreate(c *fiber.Ctx, clientID string, created, claim events.Change) error {
+	return a.createWithClaim(c, created, claim, events.AggregateClientID, events.ClientIDKey(clientID),
+		func() (claimState, bool, error) {
+			cl, ok, err := a.Clients.Claim(clientID)
+			return claimState{cl.Released, cl.Version}, ok, err
+		}, fmt.Sprintf("client_id %q is taken", clientID))
+}
+
+// claimState is what createWithClaim needs of a unique-name claim.
+type claimState struct {
+	released bool
+	version  uint64
+}
+
+// createWithClaim appends a create event with the claim on its unique name
+// (client_id, username) in one atomic batch. The claim expects an empty
+// claim aggregate, or the last event of a released claim; this node's view
+// of the claim may lag behind the stream, so a conflict is decided again on
+// fresh state before the name is reported taken.
+func (a *API) createWithClaim(c *fiber.Ctx, created, claim events.Change, claimType, claimKey string,
+	current func() (claimState, bool, error), taken string) error {
 	synced := false
 	for attempt := 0; attempt < 3; attempt++ {
-		current, ok, err := a.Clients.Claim(clientID)
+		st, ok, err := current()
 		if err != nil {
 			return err
 		}
-		held := ok && !current.Released
+		held := ok && !st.released
 		if held && synced {
 			break
 		}
 		if !held {
 			claim.Expect = events.ExpectNew
 			if ok {
-				claim.Expect = events.ExpectVersion(current.Version)
+				claim.Expect = events.ExpectVersion(st.version)
 			}
 			if _, err := a.commit(c, created, claim); !isConflict(err) {
 				return err
 			}
 		}
-		if err := a.syncAggregate(c, events.AggregateClientID, events.ClientIDKey(clientID)); err != nil {
+		if err := a.syncAggregate(c, claimType, claimKey); err != nil {
 			return err
 		}
 		synced = true
 	}
-	return conflict(fmt.Sprintf("client_id %q is taken", clientID))
+	return conflict(taken)
 }
 
 // ownClient finds a live client the caller may see: of its own account (or

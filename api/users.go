@@ -110,35 +110,13 @@ func (a *API) createUser(c *fiber.Ctx) error {
 }
 
 // claimUsernameAndCreate appends user.created with the claim on its
-// username in one atomic batch, expecting an empty claim aggregate or the
-// last event of a released claim; a conflict is decided again on fresh
-// state before the username is reported taken.
+// username in one atomic batch (see createWithClaim).
 func (a *API) claimUsernameAndCreate(c *fiber.Ctx, account, env, username string, created, claim events.Change) error {
-	synced := false
-	for attempt := 0; attempt < 3; attempt++ {
-		current, ok, err := a.Users.Claim(account, env, username)
-		if err != nil {
-			return err
-		}
-		held := ok && !current.Released
-		if held && synced {
-			break
-		}
-		if !held {
-			claim.Expect = events.ExpectNew
-			if ok {
-				claim.Expect = events.ExpectVersion(current.Version)
-			}
-			if _, err := a.commit(c, created, claim); !isConflict(err) {
-				return err
-			}
-		}
-		if err := a.syncAggregate(c, events.AggregateUsername, events.UsernameKey(account, env, username)); err != nil {
-			return err
-		}
-		synced = true
-	}
-	return conflict(fmt.Sprintf("username %q is taken", username))
+	return a.createWithClaim(c, created, claim, events.AggregateUsername, events.UsernameKey(account, env, username),
+		func() (claimState, bool, error) {
+			cl, ok, err := a.Users.Claim(account, env, username)
+			return claimState{cl.Released, cl.Version}, ok, err
+		}, fmt.Sprintf("username %q is taken", username))
 }
 
 // userByID looks a user up, asking the stream on a miss (it may have been
