@@ -46,12 +46,6 @@ func (c *recordCache[T]) getRef(id string) (*T, bool, uint64) {
 func (c *recordCache[T]) fill(id string, v T, epoch uint64) { c.fillRef(id, &v, epoch) }
 
 func (c *recordCache[T]) fillRef(id string, p *T, epoch uint64) {
-	// The id may alias a request buffer (Fiber reuses them): own a copy.
-	c.fillOwned(strings.Clone(id), p, epoch)
-}
-
-// fillOwned is fillRef for an id string the cache may keep as it is.
-func (c *recordCache[T]) fillOwned(id string, p *T, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epoch != epoch {
@@ -67,7 +61,8 @@ func (c *recordCache[T]) fillOwned(id string, p *T, epoch uint64) {
 			delete(c.items, k)
 		}
 	}
-	c.items[id] = p
+	// The id may alias a request buffer (Fiber reuses them): own a copy.
+	c.items[strings.Clone(id)] = p
 }
 
 // load returns the record under id, from the cache or else from db at key
