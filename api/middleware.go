@@ -217,9 +217,20 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 }
 
 // setRateHeaders sends the IETF RateLimit header fields.
+// The values are built in a stack buffer that the header copies.
 func setRateHeaders(c *fiber.Ctx, st rateState) {
-	c.Set("RateLimit-Policy", `"token";q=`+strconv.FormatInt(st.Limit, 10)+`;w=`+strconv.FormatInt(st.Window, 10))
-	c.Set("RateLimit", `"token";r=`+strconv.FormatInt(st.Remaining, 10)+`;t=`+strconv.FormatInt(st.Reset, 10))
+	var buf [64]byte
+	h := &c.Response().Header
+	v := append(buf[:0], `"token";q=`...)
+	v = strconv.AppendInt(v, st.Limit, 10)
+	v = append(v, ";w="...)
+	v = strconv.AppendInt(v, st.Window, 10)
+	h.SetBytesV("RateLimit-Policy", v)
+	v = append(buf[:0], `"token";r=`...)
+	v = strconv.AppendInt(v, st.Remaining, 10)
+	v = append(v, ";t="...)
+	v = strconv.AppendInt(v, st.Reset, 10)
+	h.SetBytesV("RateLimit", v)
 }
 
 // Verdicts of a credential check, in the order they are checked.

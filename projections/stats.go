@@ -3,7 +3,6 @@ package projections
 import (
 	"bytes"
 	"encoding/binary"
-	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -217,31 +216,32 @@ func usageSummary(data []byte) (events.UsageSummary, error) {
 	return events.Summarize(batch.Records), nil
 }
 
+// recordsKey opens the records of a usage batch. JSON escapes every '"'
+// inside a string, so these bytes can only be the key itself, and its
+// first appearance is the batch's own records when no object before it has
+// a "records" member (a summary has none).
+var recordsKey = []byte(`,"records":`)
+
 // summaryAhead reads a batch's summary if it comes before the records,
-// which it does in every batch a node writes; it reads nothing beyond it.
+// which it does in every batch a node writes. It decodes only what comes
+// before the records: the batch cut there and closed is a complete object
+// exactly when the cut is at the top level; any other cut leaves braces
+// open, fails to decode, and the caller falls back to the whole batch.
 func summaryAhead(data []byte) (events.UsageSummary, bool) {
-	dec := stdjson.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != stdjson.Delim('{') {
+	i := bytes.Index(data, recordsKey)
+	if i < 0 {
 		return events.UsageSummary{}, false
 	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil || key == "records" {
-			break
-		}
-		if key == "summary" {
-			var sum events.UsageSummary
-			if dec.Decode(&sum) != nil {
-				break
-			}
-			return sum, true
-		}
-		var skip stdjson.RawMessage
-		if dec.Decode(&skip) != nil {
-			break
-		}
+	head := make([]byte, i+1)
+	copy(head, data[:i])
+	head[i] = '}'
+	var h struct {
+		Summary *events.UsageSummary `json:"summary"`
 	}
-	return events.UsageSummary{}, false
+	if json.Unmarshal(head, &h) != nil || h.Summary == nil {
+		return events.UsageSummary{}, false
+	}
+	return *h.Summary, true
 }
 
 func (d statsDelta) flush(tx *Tx) error {
