@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tollgate/tollgate/internal/cpuclock"
 )
 
 // handlerBench runs Fiber's request handler directly on a reused
@@ -68,11 +69,11 @@ func handlerBench(b *testing.B, h fasthttp.RequestHandler, method, path string, 
 
 // processCPU is the CPU time this process has used, user and system.
 func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := cpuclock.Process()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // BenchmarkHandler measures the server side of each hot path beside a bare

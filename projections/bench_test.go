@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tollgate/tollgate/events"
+	"github.com/tollgate/tollgate/internal/cpuclock"
 	"github.com/tollgate/tollgate/internal/embedded"
 	"github.com/tollgate/tollgate/projections"
 )
@@ -42,9 +44,13 @@ const (
 // empty projections do. The stream is filled once; every iteration replays
 // it into a fresh on-disk Pebble. The consumer-only sub-benchmark delivers
 // the same stream without applying it: the ceiling any projection work
-// lowers. Run it with
+// lowers. Both run with the garbage collector set as `tollgate rebuild`
+// sets it ([projections.RebuildGCPercent]). Run it with
 //
 //	go test ./projections/ -run '^$' -bench Replay -benchtime 1x [-replay.events N]
+//
+// The replay is CPU-bound: pinned to one core (taskset -c 0) it runs at
+// half the rate of two.
 func BenchmarkReplay(b *testing.B) {
 	n := *replayEvents
 	if n < 1 {
@@ -72,6 +78,7 @@ func BenchmarkReplay(b *testing.B) {
 	last, size := publishHistory(b, ctx, js, n)
 	b.Logf("published %d events (%.0f MB) in %s", last, float64(size)/1e6, time.Since(start).Round(time.Millisecond))
 
+	defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent))
 	// A sub-benchmark, so the stream above is filled once however many
 	// times the harness calls the timed part.
 	b.Run(fmt.Sprintf("events=%d", last), func(b *testing.B) {
@@ -79,26 +86,32 @@ func BenchmarkReplay(b *testing.B) {
 			stop := startProfile(b, *replayProfile)
 			defer stop()
 		}
-		var replayed time.Duration
+		var replayed, cpu time.Duration
 		for i := 0; i < b.N; i++ {
-			replayed += replayOnce(b, ctx, js, last)
+			took, used := replayOnce(b, ctx, js, last)
+			replayed, cpu = replayed+took, cpu+used
 		}
 		b.ReportMetric(float64(last)*float64(b.N)/replayed.Seconds(), "events/s")
+		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(last)/float64(b.N), "cpu-µs/event")
 	})
 	// The ceiling on this machine: the same ordered consumer delivering the
 	// stream to a callback that only reads each message's sequence.
 	b.Run("consumer-only", func(b *testing.B) {
-		var delivered time.Duration
+		var delivered, cpu time.Duration
 		for i := 0; i < b.N; i++ {
-			delivered += consumeOnce(b, ctx, js, last)
+			took, used := consumeOnce(b, ctx, js, last)
+			delivered, cpu = delivered+took, cpu+used
 		}
 		b.ReportMetric(float64(last)*float64(b.N)/delivered.Seconds(), "events/s")
+		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(last)/float64(b.N), "cpu-µs/event")
 	})
 }
 
 // consumeOnce reads the stream up to sequence last with an ordered consumer
-// configured as the projector's, applying nothing.
-func consumeOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last uint64) time.Duration {
+// configured as the projector's, applying nothing. It returns the wall
+// time and the process CPU time (the embedded server's included).
+func consumeOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last uint64) (time.Duration, time.Duration) {
+	cpu0 := processCPU(b)
 	start := time.Now()
 	cons, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
@@ -119,14 +132,24 @@ func consumeOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last
 	case <-time.After(5 * time.Minute):
 		b.Fatal("consumer did not reach the end of the stream")
 	}
-	took := time.Since(start)
+	took, used := time.Since(start), processCPU(b)-cpu0
 	cc.Stop()
-	return took
+	return took, used
+}
+
+func processCPU(b *testing.B) time.Duration {
+	d, err := cpuclock.Process()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 // replayOnce catches a fresh Pebble up to sequence last and returns how long
-// CatchUp took; opening and closing Pebble are not timed.
-func replayOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last uint64) time.Duration {
+// CatchUp took and the process CPU time it used (the embedded server's and
+// Pebble's background work included); opening and closing Pebble are not
+// timed.
+func replayOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last uint64) (time.Duration, time.Duration) {
 	b.StopTimer()
 	dir := filepath.Join(b.TempDir(), "projections")
 	db, err := projections.Open(dir, false)
@@ -139,11 +162,12 @@ func replayOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last 
 		b.Fatal(err)
 	}
 	b.StartTimer()
+	cpu0 := processCPU(b)
 	start := time.Now()
 	if err := p.CatchUp(ctx, js, nil); err != nil {
 		b.Fatal(err)
 	}
-	took := time.Since(start)
+	took, used := time.Since(start), processCPU(b)-cpu0
 	b.StopTimer()
 	if p.Applied() != last || p.Skipped() != 0 {
 		b.Fatalf("applied %d of %d events, skipped %d", p.Applied(), last, p.Skipped())
@@ -158,7 +182,7 @@ func replayOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last 
 		b.Fatal(err)
 	}
 	b.StartTimer()
-	return took
+	return took, used
 }
 
 // startProfile profiles the CPU until the returned function is called. It
