@@ -74,7 +74,7 @@ func (a *Access) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		a.touched = append(a.touched, p.ID)
-		return tx.SetJSON([]byte(prefixAccess+p.ID), AccessRecord{
+		return tx.SetJSON([]byte(prefixAccess+p.ID), &AccessRecord{
 			ID: p.ID, Hash: p.Hash, Client: p.Client, ClientID: p.ClientID, AccountID: p.AccountID,
 			Environment: p.Environment, Scopes: p.Scopes, Subject: p.Subject, Audience: p.Audience,
 			Format: p.Format, KeyID: p.KeyID, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Grant: p.Grant, Version: ev.Sequence,
@@ -91,7 +91,7 @@ func (a *Access) Apply(tx *Tx, ev events.Event) error {
 		}
 		rec.RevokedAt, rec.RevokeReason, rec.Version = &p.RevokedAt, p.Reason, ev.Sequence
 		a.touched = append(a.touched, p.ID)
-		return tx.SetJSON([]byte(prefixAccess+p.ID), rec)
+		return tx.SetJSON([]byte(prefixAccess+p.ID), &rec)
 	}
 	return nil
 }

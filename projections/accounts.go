@@ -68,7 +68,7 @@ func (a *Accounts) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		a.touched = append(a.touched, p.ID)
-		return tx.SetJSON([]byte(prefixAccount+p.ID), AccountRecord{
+		return tx.SetJSON([]byte(prefixAccount+p.ID), &AccountRecord{
 			ID: p.ID, Name: p.Name, Root: p.Root, CreatedAt: p.CreatedAt, Version: ev.Sequence,
 		})
 	}

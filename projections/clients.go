@@ -111,7 +111,7 @@ func (c *Clients) Apply(tx *Tx, ev events.Event) error {
 			Seq: ev.Sequence, Version: ev.Sequence,
 		}
 		c.touched = append(c.touched, p.ID)
-		if err := tx.SetJSON(clientKey(p.ID), rec); err != nil {
+		if err := tx.SetJSON(clientKey(p.ID), &rec); err != nil {
 			return err
 		}
 		return tx.Set(clientByAccountKey(p.AccountID, p.Environment, ev.Sequence), []byte(p.ID))
@@ -155,7 +155,7 @@ func (c *Clients) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		c.touchedClaims = append(c.touchedClaims, ev.AggregateID)
-		return tx.SetJSON(claimKey(ev.AggregateID), ClientIDClaim{
+		return tx.SetJSON(claimKey(ev.AggregateID), &ClientIDClaim{
 			ClientID: p.ClientID, Client: p.Client, AccountID: p.AccountID, Version: ev.Sequence,
 		})
 	case events.TypeClientIDReleased:
@@ -175,7 +175,7 @@ func (c *Clients) Apply(tx *Tx, ev events.Event) error {
 		}
 		claim.Version = ev.Sequence
 		c.touchedClaims = append(c.touchedClaims, ev.AggregateID)
-		return tx.SetJSON(claimKey(ev.AggregateID), claim)
+		return tx.SetJSON(claimKey(ev.AggregateID), &claim)
 	}
 	return nil
 }
@@ -200,7 +200,7 @@ func (c *Clients) update(tx *Tx, id string, seq uint64, change func(*ClientRecor
 	}
 	rec.Version = seq
 	c.touched = append(c.touched, id)
-	return tx.SetJSON(clientKey(id), rec)
+	return tx.SetJSON(clientKey(id), &rec)
 }
 
 // Get returns the client with internal id id, deleted or not. The record's

@@ -76,7 +76,7 @@ func (cs *Consents) Apply(tx *Tx, ev events.Event) error {
 		}
 		rec.UserID, rec.Client, rec.ClientID, rec.AccountID, rec.Environment = p.UserID, p.Client, p.ClientID, p.AccountID, p.Environment
 		rec.Scopes, rec.UpdatedAt, rec.Version = p.Scopes, p.GrantedAt, ev.Sequence
-		return tx.SetJSON([]byte(prefixConsent+key), rec)
+		return tx.SetJSON([]byte(prefixConsent+key), &rec)
 	case events.TypeConsentRevoked:
 		p, err := events.Decode[events.ConsentRevoked](ev)
 		if err != nil {
@@ -92,7 +92,7 @@ func (cs *Consents) Apply(tx *Tx, ev events.Event) error {
 		if err := tx.Delete(consentUserKey(rec.UserID, rec.Seq)); err != nil {
 			return err
 		}
-		return tx.SetJSON([]byte(prefixConsent+key), rec)
+		return tx.SetJSON([]byte(prefixConsent+key), &rec)
 	}
 	return nil
 }

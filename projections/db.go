@@ -85,7 +85,8 @@ func (t *Tx) GetJSON(key []byte, v any) (bool, error) { return getJSON(t.b, key,
 // Set writes a key.
 func (t *Tx) Set(key, value []byte) error { return t.b.Set(key, value, nil) }
 
-// SetJSON writes v encoded as JSON.
+// SetJSON writes v encoded as JSON. Pass records by pointer: a struct
+// value is copied into the interface on every call.
 func (t *Tx) SetJSON(key []byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {

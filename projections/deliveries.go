@@ -102,7 +102,7 @@ func (d *Deliveries) Apply(tx *Tx, ev events.Event) error {
 				return err
 			}
 		}
-		return tx.SetJSON(deliveryKey(p.ID), rec)
+		return tx.SetJSON(deliveryKey(p.ID), &rec)
 	case events.TypeDeliveryAttempted:
 		p, err := events.Decode[events.DeliveryAttempted](ev)
 		if err != nil {
@@ -158,7 +158,7 @@ func (d *Deliveries) update(tx *Tx, id string, seq uint64, change func(*Delivery
 			return err
 		}
 	}
-	return tx.SetJSON(deliveryKey(id), rec)
+	return tx.SetJSON(deliveryKey(id), &rec)
 }
 
 // Get returns the delivery with id.

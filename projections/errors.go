@@ -84,7 +84,7 @@ func (DeliveryErrors) Apply(tx *Tx, ev events.Event) error {
 		}
 		rec := ErrorRecord{ID: "err_" + ev.ID, Kind: ErrorDeliveryFailed, Message: msg, OccurredAt: p.AttemptedAt,
 			StatusCode: p.StatusCode, DeliveryID: p.ID, SubscriptionID: p.SubscriptionID}
-		return tx.SetJSON(errorKey(prefixErrorsDelivery, ev.AccountID, ev.Environment, p.AttemptedAt, 'd', ev.Sequence, 0), rec)
+		return tx.SetJSON(errorKey(prefixErrorsDelivery, ev.AccountID, ev.Environment, p.AttemptedAt, 'd', ev.Sequence, 0), &rec)
 	case events.TypeDeliveryDead:
 		p, err := events.Decode[events.DeliveryDead](ev)
 		if err != nil || p.Reason != events.DeadSubscriptionInactive {
@@ -92,7 +92,7 @@ func (DeliveryErrors) Apply(tx *Tx, ev events.Event) error {
 		}
 		rec := ErrorRecord{ID: "err_" + ev.ID, Kind: ErrorDeliveryFailed, Reason: p.Reason, OccurredAt: p.DeadAt,
 			Message: "not delivered: " + p.Error, DeliveryID: p.ID, SubscriptionID: p.SubscriptionID}
-		return tx.SetJSON(errorKey(prefixErrorsDelivery, ev.AccountID, ev.Environment, p.DeadAt, 'd', ev.Sequence, 0), rec)
+		return tx.SetJSON(errorKey(prefixErrorsDelivery, ev.AccountID, ev.Environment, p.DeadAt, 'd', ev.Sequence, 0), &rec)
 	}
 	return nil
 }
@@ -158,7 +158,7 @@ func (UsageErrors) Apply(tx *Tx, ev events.Event) error {
 		default:
 			continue
 		}
-		if err := tx.SetJSON(errorKey(prefixErrorsUsage, r.AccountID, r.Environment, r.Time, 'u', ev.Sequence, i), rec); err != nil {
+		if err := tx.SetJSON(errorKey(prefixErrorsUsage, r.AccountID, r.Environment, r.Time, 'u', ev.Sequence, i), &rec); err != nil {
 			return err
 		}
 	}

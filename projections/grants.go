@@ -91,7 +91,7 @@ func (g *Grants) Apply(tx *Tx, ev events.Event) error {
 		if err != nil {
 			return err
 		}
-		return tx.SetJSON([]byte(prefixAuthCode+p.ID), AuthCodeRecord{AuthCodeIssued: p, Version: ev.Sequence})
+		return tx.SetJSON([]byte(prefixAuthCode+p.ID), &AuthCodeRecord{AuthCodeIssued: p, Version: ev.Sequence})
 	case events.TypeAuthCodeRedeemed:
 		p, err := events.Decode[events.AuthCodeRedeemed](ev)
 		if err != nil {
@@ -103,7 +103,7 @@ func (g *Grants) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		rec.Grant, rec.RedeemedAt, rec.Version = p.Grant, &p.RedeemedAt, ev.Sequence
-		return tx.SetJSON([]byte(prefixAuthCode+p.ID), rec)
+		return tx.SetJSON([]byte(prefixAuthCode+p.ID), &rec)
 	case events.TypeGrantCreated:
 		p, err := events.Decode[events.GrantCreated](ev)
 		if err != nil {
@@ -112,7 +112,7 @@ func (g *Grants) Apply(tx *Tx, ev events.Event) error {
 		if err := tx.Set([]byte(prefixGrantUser+p.UserID+"/"+p.Client+"/"+p.ID), nil); err != nil {
 			return err
 		}
-		return tx.SetJSON(grantKey(p.ID), GrantRecord{
+		return tx.SetJSON(grantKey(p.ID), &GrantRecord{
 			ID: p.ID, Client: p.Client, ClientID: p.ClientID, AccountID: p.AccountID, Environment: p.Environment,
 			UserID: p.UserID, Scopes: p.Scopes, Code: p.Code, RefreshHash: p.RefreshHash,
 			AccessTokens: []string{p.AccessToken}, CreatedAt: p.CreatedAt, Version: ev.Sequence,
@@ -159,7 +159,7 @@ func (g *Grants) update(tx *Tx, id string, seq uint64, change func(*GrantRecord)
 	}
 	change(&rec)
 	rec.Version = seq
-	return tx.SetJSON(grantKey(id), rec)
+	return tx.SetJSON(grantKey(id), &rec)
 }
 
 // Code returns the authorization code whose SHA-256 is hash.

@@ -115,7 +115,7 @@ func (s *Scopes) put(tx *Tx, rec ScopeRecord) error {
 		}
 	}
 	s.touched = append(s.touched, rec.Name)
-	if err := tx.SetJSON(scopeKey(rec.Name), rec); err != nil {
+	if err := tx.SetJSON(scopeKey(rec.Name), &rec); err != nil {
 		return err
 	}
 	return tx.Set([]byte(scopeDomainPrefix(rec.Domain)+rec.Name), nil)

@@ -68,7 +68,7 @@ func (s *SigningKeys) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		s.touched = true
-		return tx.SetJSON([]byte(prefixSigningKey+p.KID), SigningKeyRecord{
+		return tx.SetJSON([]byte(prefixSigningKey+p.KID), &SigningKeyRecord{
 			KID: p.KID, Algorithm: p.Algorithm, Public: p.Public, EncryptedPrivate: p.EncryptedPrivate,
 			CreatedAt: p.CreatedAt, Seq: ev.Sequence, Version: ev.Sequence,
 		})
@@ -84,7 +84,7 @@ func (s *SigningKeys) Apply(tx *Tx, ev events.Event) error {
 		}
 		rec.RetiredAt, rec.PublishUntil, rec.Version = &p.RetiredAt, &p.PublishUntil, ev.Sequence
 		s.touched = true
-		return tx.SetJSON([]byte(prefixSigningKey+p.KID), rec)
+		return tx.SetJSON([]byte(prefixSigningKey+p.KID), &rec)
 	}
 	return nil
 }

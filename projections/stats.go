@@ -260,7 +260,7 @@ func (d statsDelta) flush(tx *Tx) error {
 			return fmt.Errorf("read %q: %w", e.key, err)
 		}
 		cur.add(e.c)
-		if err := tx.SetJSON([]byte(e.key), cur); err != nil {
+		if err := tx.SetJSON([]byte(e.key), &cur); err != nil {
 			return err
 		}
 	}

@@ -107,7 +107,7 @@ func (s *Subscriptions) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		s.touched = append(s.touched, p.ID)
-		return tx.SetJSON(subscriptionKey(p.ID), rec)
+		return tx.SetJSON(subscriptionKey(p.ID), &rec)
 	case events.TypeSubscriptionSecretRotated:
 		p, err := events.Decode[events.SubscriptionSecretRotated](ev)
 		if err != nil {
@@ -203,7 +203,7 @@ func (s *Subscriptions) update(tx *Tx, id string, seq *uint64, change func(*Subs
 		rec.Version = *seq
 	}
 	s.touched = append(s.touched, id)
-	return tx.SetJSON(subscriptionKey(id), rec)
+	return tx.SetJSON(subscriptionKey(id), &rec)
 }
 
 // Get returns the subscription with id, deleted ones included. The

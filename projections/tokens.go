@@ -110,7 +110,7 @@ func (t *Tokens) Apply(tx *Tx, ev events.Event) error {
 		if p.RateLimit != nil {
 			rec.RateLimit = *p.RateLimit
 		}
-		if err := tx.SetJSON([]byte(prefixToken+p.ID), rec); err != nil {
+		if err := tx.SetJSON([]byte(prefixToken+p.ID), &rec); err != nil {
 			return err
 		}
 		t.touched = append(t.touched, p.ID)
@@ -206,7 +206,7 @@ func (t *Tokens) update(tx *Tx, id string, seq uint64, change func(*TokenRecord)
 	change(&rec)
 	rec.Version = seq
 	t.touched = append(t.touched, id)
-	return tx.SetJSON([]byte(prefixToken+id), rec)
+	return tx.SetJSON([]byte(prefixToken+id), &rec)
 }
 
 // Get returns the token with id. The record's slices are shared with the

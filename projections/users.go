@@ -91,7 +91,7 @@ func (u *Users) Apply(tx *Tx, ev events.Event) error {
 			return err
 		}
 		u.touched = append(u.touched, p.ID)
-		if err := tx.SetJSON(userKey(p.ID), UserRecord{
+		if err := tx.SetJSON(userKey(p.ID), &UserRecord{
 			ID: p.ID, AccountID: p.AccountID, Environment: p.Environment, Username: p.Username, PasswordHash: p.PasswordHash,
 			CreatedAt: p.CreatedAt, UpdatedAt: p.CreatedAt, PasswordChangedAt: p.CreatedAt, Seq: ev.Sequence, Version: ev.Sequence,
 		}); err != nil {
@@ -133,7 +133,7 @@ func (u *Users) Apply(tx *Tx, ev events.Event) error {
 		if err := checkUsernameSubject(ev, p.AccountID, p.Environment, p.Username); err != nil {
 			return err
 		}
-		return tx.SetJSON([]byte(prefixUsername+ev.AggregateID), UsernameClaim{Username: p.Username, User: p.User, Version: ev.Sequence})
+		return tx.SetJSON([]byte(prefixUsername+ev.AggregateID), &UsernameClaim{Username: p.Username, User: p.User, Version: ev.Sequence})
 	case events.TypeUsernameReleased:
 		p, err := events.Decode[events.UsernameReleased](ev)
 		if err != nil {
@@ -150,7 +150,7 @@ func (u *Users) Apply(tx *Tx, ev events.Event) error {
 			claim.Released = true
 		}
 		claim.Version = ev.Sequence
-		return tx.SetJSON([]byte(prefixUsername+ev.AggregateID), claim)
+		return tx.SetJSON([]byte(prefixUsername+ev.AggregateID), &claim)
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (u *Users) update(tx *Tx, id string, seq uint64, change func(*UserRecord) e
 	}
 	rec.Version = seq
 	u.touched = append(u.touched, id)
-	return tx.SetJSON(userKey(id), rec)
+	return tx.SetJSON(userKey(id), &rec)
 }
 
 // Get returns the user with id, deleted or not.

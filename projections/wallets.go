@@ -178,7 +178,7 @@ func (w *Wallets) update(tx *Tx, account, env string, seq uint64, change func(*W
 	}
 	rec.Version = seq
 	w.touched = append(w.touched, key)
-	return tx.SetJSON([]byte(key), rec)
+	return tx.SetJSON([]byte(key), &rec)
 }
 
 // ledger appends an entry with the balance after it, keyed by stream
