@@ -328,7 +328,7 @@ func TestTokenErrors(t *testing.T) {
 	}
 	// Plain HTTP off loopback (the app's in-memory transport) is refused
 	// with an RFC error, not the management shape.
-	req, _ := http.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(string(form("grant_type", cc))))
+	req, _ := http.NewRequest(http.MethodPost, "http://tollgate.example/oauth2/token", strings.NewReader(string(form("grant_type", cc))))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
 	req.Header.Set("Authorization", auth)
 	resp, err := n.API.App.Test(req, 10_000)
