@@ -38,6 +38,7 @@ type Node struct {
 	UsageProjector *projections.Projector
 	API            *api.API
 	ln             net.Listener
+	conns          *connTracker
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -332,6 +333,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.ln = tls.NewListener(n.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
+	n.conns = newConnTracker(n.ln)
+	n.ln = n.conns
 	if issuerFollowsPort {
 		scheme := "http"
 		if cfg.TLSCert != "" {
@@ -414,7 +417,26 @@ func (n *Node) Close() error {
 	n.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
+		// While the server waits for requests under way, connections that
+		// never sent one are closed as they are found.
+		stopSweep := make(chan struct{})
+		swept := make(chan struct{})
+		go func() {
+			defer close(swept)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				n.conns.closeUnused()
+				select {
+				case <-stopSweep:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
 		n.stopErr = n.API.App.ShutdownWithContext(ctx)
+		close(stopSweep)
+		<-swept
 		_ = n.ln.Close() // in case the server did not own it any more
 		if err := n.API.ReturnLeases(ctx); err != nil {
 			n.cfg.Logger.Warn("quota leases not returned; they come back when they expire", "err", err)
