@@ -67,7 +67,7 @@ func TestCloseFinishesRequestsAndDropsUnusedConnections(t *testing.T) {
 	if _, err := io.WriteString(slow, head+body[:5]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the server has read the headers
+	time.Sleep(300 * time.Millisecond) // the server has read the headers
 
 	closed := make(chan error, 1)
 	start := time.Now()
