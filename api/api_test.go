@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -135,6 +137,10 @@ func TestBadInput(t *testing.T) {
 		{"wrong content type", `{"name":"x"}`, []string{"Content-Type", "text/plain"}, "Content-Type must be application/json"},
 		{"oversized body", `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, nil, "too large"},
 		{"empty name", `{"name":"  "}`, nil, "name: is required"},
+		// Encoded bodies are refused, not decoded: a valid one, and one
+		// that would unpack to 300 MB.
+		{"gzip body", string(gzipped(t, []byte(`{"name":"x"}`), 1)), []string{"Content-Encoding", "gzip"}, "Content-Encoding is not supported"},
+		{"gzip bomb", string(gzipped(t, make([]byte, 1<<20), 300)), []string{"Content-Encoding", "gzip"}, "Content-Encoding is not supported"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,3 +275,22 @@ func TestKeys(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// gzipped compresses times copies of b.
+func gzipped(t *testing.T, b []byte, times int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < times; i++ {
+		if _, err := zw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -13,13 +13,28 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// limitBody refuses bodies over the configured limit.
+// limitBody refuses bodies over the configured limit, and bodies with a
+// Content-Encoding: decoding one would happen before any limit applies (a
+// few hundred kilobytes of gzip unpack to gigabytes), so bodies are taken
+// only as sent.
 func (a *API) limitBody(c *fiber.Ctx) error {
-	if len(c.Body()) > a.cfg.BodyLimit {
+	body := requestBody(c)
+	if len(body) > 0 {
+		if enc := bytes.TrimSpace(c.Request().Header.Peek(fiber.HeaderContentEncoding)); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
+			return invalidRequest("Content-Encoding is not supported on request bodies: send the body uncompressed")
+		}
+	}
+	if len(body) > a.cfg.BodyLimit {
 		return invalidRequest(fmt.Sprintf("request body is too large: the limit is %d bytes", a.cfg.BodyLimit))
 	}
 	return c.Next()
 }
+
+// requestBody is the body as sent; limitBody has refused encoded ones.
+// Unlike Fiber's Ctx.Body it decodes nothing and copies nothing, so it is
+// valid only while the request is handled: what outlives the request must
+// be copied from it (decoding JSON or a form does).
+func requestBody(c *fiber.Ctx) []byte { return c.Request().Body() }
 
 // decodeJSON reads the request body strictly: JSON content type, one object,
 // no unknown fields, nothing after it.
@@ -36,7 +51,7 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 			return invalidRequest("Content-Type must be application/json")
 		}
 	}
-	body := c.Body()
+	body := requestBody(c)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalidRequest("request body is required")
 	}

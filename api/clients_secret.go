@@ -24,7 +24,7 @@ type secretRotation struct {
 // on the fresh state.
 func (a *API) rotateClientSecret(c *fiber.Ctx) error {
 	var req secretRotation
-	if len(bytes.TrimSpace(c.Body())) > 0 {
+	if len(bytes.TrimSpace(requestBody(c))) > 0 {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}

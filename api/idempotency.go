@@ -81,7 +81,7 @@ func (a *API) idempotent(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	kvKey := idemKVKey(p.AccountID, p.TokenID, key)
-	fp := sha256.Sum256(append([]byte(c.Method()+" "+c.Path()+"?"+string(c.Request().URI().QueryString())+"\n"), c.Body()...))
+	fp := sha256.Sum256(append([]byte(c.Method()+" "+c.Path()+"?"+string(c.Request().URI().QueryString())+"\n"), requestBody(c)...))
 	fingerprint := hex.EncodeToString(fp[:])
 	aead, err := idemCipher(p.secret, kvKey)
 	if err != nil {

@@ -31,7 +31,7 @@ func (a *API) readPendingForm(c *fiber.Ctx) (pendingForm, error) {
 	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != formContentType {
 		return f, badAuthorization("The form must be sent as application/x-www-form-urlencoded.")
 	}
-	form, err := parseForm(string(c.Body()))
+	form, err := parseForm(string(requestBody(c)))
 	if err != nil {
 		return f, badAuthorization("The form is malformed: " + err.Error() + ".")
 	}

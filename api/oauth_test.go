@@ -297,6 +297,7 @@ func TestTokenErrors(t *testing.T) {
 		{"repeated grant_type", "/oauth2/token", form("grant_type", cc, "grant_type", cc), []string{"Authorization", auth}, 400, "invalid_request"},
 		{"JSON body", "/oauth2/token", []byte(`{"grant_type":"client_credentials"}`), []string{"Authorization", auth, "Content-Type", "application/json"}, 400, "invalid_request"},
 		{"malformed form", "/oauth2/token", []byte("grant_type=%zz"), []string{"Authorization", auth}, 400, "invalid_request"},
+		{"gzip form", "/oauth2/token", gzipped(t, form("grant_type", cc), 1), []string{"Authorization", auth, "Content-Encoding", "gzip"}, 400, "invalid_request"},
 		{"introspect without token", "/oauth2/introspect", form(), []string{"Authorization", auth}, 400, "invalid_request"},
 		{"revoke without credentials", "/oauth2/revoke", form("token", "tg_at_x"), nil, 401, "invalid_client"},
 	} {

@@ -183,7 +183,7 @@ const formContentType = "application/x-www-form-urlencoded"
 // endpoints take).
 func (a *API) newOAuthRequest(c *fiber.Ctx) (*oauthRequest, *oauthError) {
 	r := &oauthRequest{now: a.now(c), ip: a.clientIP(c), authorization: c.Get(fiber.HeaderAuthorization)}
-	body := c.Body()
+	body := requestBody(c)
 	if len(body) > 0 {
 		ct := c.Get(fiber.HeaderContentType)
 		if ct != formContentType {

@@ -217,7 +217,7 @@ func (a *API) deleteSubscription(c *fiber.Ctx) error {
 // signatures with both secrets until it ends.
 func (a *API) rotateSubscriptionSecret(c *fiber.Ctx) error {
 	var req secretRotation
-	if len(bytes.TrimSpace(c.Body())) > 0 {
+	if len(bytes.TrimSpace(requestBody(c))) > 0 {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
