@@ -110,7 +110,7 @@ func TestStatsThroughHTTP(t *testing.T) {
 	}{
 		{web, "198.51.100.1", "api.example.com", "domains:read", 3, "VALID"},
 		{web, "198.51.100.2", "dns.example.com", "domains:read", 1, "VALID"},
-		{web, "198.51.100.2", "dns.example.com", "vps:write", 2, "INSUFFICIENT_SCOPE"},
+		{web, "::ffff:198.51.100.2", "dns.example.com", "vps:write", 2, "INSUFFICIENT_SCOPE"}, // counted as 198.51.100.2
 		{office, "203.0.113.5", "api.example.com", "domains:read", 2, "VALID"},
 		{office, "192.0.2.9", "api.example.com", "domains:read", 1, "FORBIDDEN_IP"},
 		{sandbox, "198.51.100.7", "api.example.com", "domains:read", 1, "VALID"},
