@@ -47,7 +47,8 @@ func (w *rateWindow) startTime() time.Time { return time.Unix(int64(w.start)+rat
 type rateState struct {
 	Limit     int64 `json:"limit"`
 	Remaining int64 `json:"remaining"`
-	// Reset is the number of seconds until the window frees capacity.
+	// Reset is the number of seconds until the window frees capacity: for
+	// a refused request, until one more would be let in.
 	Reset int64 `json:"reset"`
 	// Window is the policy's window in seconds.
 	Window int64 `json:"-"`
@@ -86,6 +87,37 @@ func (w *rateWindow) roll(now time.Time) (used, reset int64) {
 	return used, reset
 }
 
+// freesIn is how many seconds from now pass, if nothing more is counted,
+// until the sliding window has room for a request: the previous window's
+// weight fades as time passes, and at the next boundary the current window
+// becomes the previous one. A client that waits this long is let in; the
+// end of the fixed window can be too early. w must be rolled to now.
+func (w *rateWindow) freesIn(now time.Time, limit int64) int64 {
+	window := time.Duration(w.secs) * time.Second
+	start := w.startTime()
+	cur, prev := int64(w.cur), int64(w.prev)
+	// Room needs ceil(n·f) ≤ k, i.e. f ≤ k/n, where f is the weight left to
+	// the older window: in this window n = prev, k = limit-cur-1; in the
+	// next one n = cur, k = limit-1.
+	at := start.Add(2 * window)
+	switch {
+	case cur < limit && prev > 0:
+		at = start.Add(time.Duration((1 - float64(limit-cur-1)/float64(prev)) * float64(window)))
+	case cur > 0:
+		at = start.Add(window).Add(time.Duration((1 - float64(limit-1)/float64(cur)) * float64(window)))
+	}
+	secs := max(int64(math.Ceil(at.Sub(now).Seconds())), 1)
+	// Rounding of the fractions must not make the answer one second early.
+	for range 2 {
+		c := *w
+		if used, _ := c.roll(now.Add(time.Duration(secs) * time.Second)); used < limit {
+			break
+		}
+		secs++
+	}
+	return secs
+}
+
 // allow counts one request against key's limit per window and reports
 // whether it may proceed.
 func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) (bool, rateState) {
@@ -105,6 +137,8 @@ func (r *rateLimiter) allow(key string, limit, windowSecs int64, now time.Time) 
 	if used < limit {
 		w.cur++
 		st.Remaining = limit - used - 1
+	} else {
+		st.Reset = w.freesIn(now, limit)
 	}
 	s.windows[h] = w
 	return used < limit, st
@@ -131,5 +165,8 @@ func (r *rateLimiter) exceeded(key string, limit, windowSecs int64, now time.Tim
 		return false, rateState{Limit: limit, Remaining: limit, Reset: windowSecs, Window: windowSecs}
 	}
 	used, reset := w.roll(now) // on a copy: nothing is counted
+	if used >= limit {
+		reset = w.freesIn(now, limit)
+	}
 	return used >= limit, rateState{Limit: limit, Remaining: max(limit-used, 0), Reset: reset, Window: windowSecs}
 }
