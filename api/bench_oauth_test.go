@@ -2,13 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,36 +97,9 @@ func startOAuthBench(b *testing.B) oauthBench {
 // warmN opens conns keep-alive connections so connection setup is not timed.
 func warmN(b *testing.B, send func() error, conns int) {
 	b.Helper()
-	if _, err := loadPhaseN(send, 10*conns, conns, &latencies{}); err != nil {
+	if _, err := loadPhase(send, 10*conns, conns, &latencies{}); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// loadPhaseN sends n requests from conns goroutines and returns the wall
-// time they took.
-func loadPhaseN(send func() error, n, conns int, lat *latencies) (time.Duration, error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, conns)
-	start := time.Now()
-	for w := 0; w < conns; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mine := make([]time.Duration, 0, n/conns+1)
-			for next.Add(1) <= int64(n) {
-				t0 := time.Now()
-				if err := send(); err != nil {
-					errs[w] = err
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			lat.add(mine)
-		}()
-	}
-	wg.Wait()
-	return time.Since(start), errors.Join(errs...)
 }
 
 // streamMsgs is how many events the event stream holds.
@@ -206,39 +176,10 @@ func BenchmarkOAuthRatio(b *testing.B) {
 	b.Logf("load generator %s; answers: token %d bytes, introspection %d bytes", *oauthLoadgen, len(ob.token), len(ob.in))
 	b.Run(fmt.Sprintf("issue/conns=%d", oauthBenchConns), func(b *testing.B) {
 		before := streamMsgs(b, ob.node)
-		issued := sideBySideN(b, send["bare issue"], send["issue"], "issue")
+		issued := alternate(b, send["bare issue"], send["issue"], oauthBenchConns, "issue", time.Millisecond)
 		b.ReportMetric(float64(streamMsgs(b, ob.node)-before)/float64(issued), "appended")
 	})
 	b.Run(fmt.Sprintf("introspect/conns=%d", oauthBenchConns), func(b *testing.B) {
-		sideBySideN(b, send["bare introspect"], send["introspect"], "introspect")
+		alternate(b, send["bare introspect"], send["introspect"], oauthBenchConns, "introspect", time.Millisecond)
 	})
-}
-
-// sideBySideN is sideBySide at oauthBenchConns connections; it returns how
-// many requests went to other.
-func sideBySideN(b *testing.B, bare, other func() error, label string) int {
-	perPhase := (b.N + ratioPhases - 1) / ratioPhases
-	var bareTime, otherTime time.Duration
-	var bareLat, otherLat latencies
-	b.ResetTimer()
-	for phase := 0; phase < ratioPhases; phase++ {
-		send, lat, total := bare, &bareLat, &bareTime
-		if phase%2 == 1 {
-			send, lat, total = other, &otherLat, &otherTime
-		}
-		took, err := loadPhaseN(send, perPhase, oauthBenchConns, lat)
-		if err != nil {
-			b.Fatal(err)
-		}
-		*total += took
-	}
-	b.StopTimer()
-	perSide := float64(perPhase * ratioPhases / 2)
-	bareRPS, otherRPS := perSide/bareTime.Seconds(), perSide/otherTime.Seconds()
-	b.ReportMetric(bareRPS, "bare_req/s")
-	b.ReportMetric(otherRPS, label+"_req/s")
-	b.ReportMetric(bareLat.p99us()/1000, "bare_p99_ms")
-	b.ReportMetric(otherLat.p99us()/1000, label+"_p99_ms")
-	b.ReportMetric(otherRPS/bareRPS, "ratio")
-	return perPhase * ratioPhases / 2
 }

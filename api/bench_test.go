@@ -108,25 +108,7 @@ func bodySize(b *testing.B, t benchTarget) int {
 // is not measured.
 func (t benchTarget) warm(b *testing.B) {
 	b.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, benchClients)
-	for i := 0; i < benchClients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < 20; j++ {
-				if err := t.get(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	warmN(b, t.get, benchClients)
 }
 
 type benchKey struct {
@@ -286,54 +268,65 @@ func BenchmarkAuthRatio(b *testing.B) {
 	bare.warm(b)
 	me.warm(b)
 	b.Logf("response bodies: bare %d bytes, /accounts/me %d bytes", bodySize(b, bare), bodySize(b, me))
-	b.Run(fmt.Sprintf("clients=%d", benchClients), func(b *testing.B) { authRatio(b, bare, me) })
+	b.Run(fmt.Sprintf("clients=%d", benchClients), func(b *testing.B) { sideBySide(b, bare, me, "me") })
 }
 
-func authRatio(b *testing.B, bare, me benchTarget) {
+// sideBySide loads bare and other in alternating phases of equal size from
+// benchClients connections and reports both rates and p99s (µs) and
+// ratio = other ÷ bare.
+func sideBySide(b *testing.B, bare, other benchTarget, label string) {
+	alternate(b, bare.get, other.get, benchClients, label, time.Microsecond)
+}
+
+// alternate sends b.N requests in ratioPhases alternating phases, bare
+// first, from conns goroutines; p99s are reported in unit (µs or ms). It
+// returns how many requests went to other.
+func alternate(b *testing.B, bare, other func() error, conns int, label string, unit time.Duration) int {
 	perPhase := (b.N + ratioPhases - 1) / ratioPhases
-	var bareTime, meTime time.Duration
-	var bareLat, meLat latencies
+	var bareTime, otherTime time.Duration
+	var bareLat, otherLat latencies
 	b.ResetTimer()
 	for phase := 0; phase < ratioPhases; phase++ {
-		if phase%2 == 0 {
-			took, err := loadPhase(bare, perPhase, &bareLat)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bareTime += took
-		} else {
-			took, err := loadPhase(me, perPhase, &meLat)
-			if err != nil {
-				b.Fatal(err)
-			}
-			meTime += took
+		send, lat, total := bare, &bareLat, &bareTime
+		if phase%2 == 1 {
+			send, lat, total = other, &otherLat, &otherTime
 		}
+		took, err := loadPhase(send, perPhase, conns, lat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*total += took
 	}
 	b.StopTimer()
-	perSide := float64(perPhase * ratioPhases / 2)
-	bareRPS, meRPS := perSide/bareTime.Seconds(), perSide/meTime.Seconds()
+	perSide := perPhase * ratioPhases / 2
+	bareRPS, otherRPS := float64(perSide)/bareTime.Seconds(), float64(perSide)/otherTime.Seconds()
+	suffix, scale := "_p99_µs", 1.0
+	if unit == time.Millisecond {
+		suffix, scale = "_p99_ms", 1000
+	}
 	b.ReportMetric(bareRPS, "bare_req/s")
-	b.ReportMetric(meRPS, "me_req/s")
-	b.ReportMetric(bareLat.p99us(), "bare_p99_µs")
-	b.ReportMetric(meLat.p99us(), "me_p99_µs")
-	b.ReportMetric(meRPS/bareRPS, "ratio")
+	b.ReportMetric(otherRPS, label+"_req/s")
+	b.ReportMetric(bareLat.p99us()/scale, "bare"+suffix)
+	b.ReportMetric(otherLat.p99us()/scale, label+suffix)
+	b.ReportMetric(otherRPS/bareRPS, "ratio")
+	return perSide
 }
 
-// loadPhase sends n requests to t from benchClients goroutines and returns
-// the wall time they took.
-func loadPhase(t benchTarget, n int, lat *latencies) (time.Duration, error) {
+// loadPhase sends n requests from conns goroutines and returns the wall
+// time they took.
+func loadPhase(send func() error, n, conns int, lat *latencies) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make([]error, benchClients)
+	errs := make([]error, conns)
 	start := time.Now()
-	for w := 0; w < benchClients; w++ {
+	for w := 0; w < conns; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mine := make([]time.Duration, 0, n/benchClients+1)
+			mine := make([]time.Duration, 0, n/conns+1)
 			for next.Add(1) <= int64(n) {
 				t0 := time.Now()
-				if err := t.get(); err != nil {
+				if err := send(); err != nil {
 					errs[w] = err
 					return
 				}

@@ -119,31 +119,3 @@ func BenchmarkVerifyRatio(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/clients=%d", tc.name, benchClients), func(b *testing.B) { sideBySide(b, bare, tc.t, "verify") })
 	}
 }
-
-// sideBySide loads bare and other in alternating phases of equal size and
-// reports both rates, other's p99 and ratio = other ÷ bare.
-func sideBySide(b *testing.B, bare, other benchTarget, label string) {
-	perPhase := (b.N + ratioPhases - 1) / ratioPhases
-	var bareTime, otherTime time.Duration
-	var bareLat, otherLat latencies
-	b.ResetTimer()
-	for phase := 0; phase < ratioPhases; phase++ {
-		t, lat, total := bare, &bareLat, &bareTime
-		if phase%2 == 1 {
-			t, lat, total = other, &otherLat, &otherTime
-		}
-		took, err := loadPhase(t, perPhase, lat)
-		if err != nil {
-			b.Fatal(err)
-		}
-		*total += took
-	}
-	b.StopTimer()
-	perSide := float64(perPhase * ratioPhases / 2)
-	bareRPS, otherRPS := perSide/bareTime.Seconds(), perSide/otherTime.Seconds()
-	b.ReportMetric(bareRPS, "bare_req/s")
-	b.ReportMetric(otherRPS, label+"_req/s")
-	b.ReportMetric(bareLat.p99us(), "bare_p99_µs")
-	b.ReportMetric(otherLat.p99us(), label+"_p99_µs")
-	b.ReportMetric(otherRPS/bareRPS, "ratio")
-}
