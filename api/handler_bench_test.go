@@ -50,7 +50,7 @@ func handlerBench(b *testing.B, h fasthttp.RequestHandler, method, path string, 
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU(b)
+	cpu0 := cpuclock.Of(b)
 	for i := 0; i < b.N; i++ {
 		prepare()
 		h(&ctx)
@@ -61,19 +61,10 @@ func handlerBench(b *testing.B, h fasthttp.RequestHandler, method, path string, 
 	// CPU time, unlike ns/op, hardly moves when other processes compete
 	// for the cores.
 	time.Sleep(600 * time.Millisecond)
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cpuclock.Of(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	if ctx.Response.StatusCode() != 200 || !bytes.Contains(ctx.Response.Body(), []byte(want)) {
 		b.Fatalf("last answer %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
-}
-
-// processCPU is the CPU time this process has used, user and system.
-func processCPU(b *testing.B) time.Duration {
-	d, err := cpuclock.Process()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d
 }
 
 // BenchmarkHandler measures the server side of each hot path beside a bare

@@ -111,7 +111,7 @@ func BenchmarkReplay(b *testing.B) {
 // configured as the projector's, applying nothing. It returns the wall
 // time and the process CPU time (the embedded server's included).
 func consumeOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last uint64) (time.Duration, time.Duration) {
-	cpu0 := processCPU(b)
+	cpu0 := cpuclock.Of(b)
 	start := time.Now()
 	cons, err := js.OrderedConsumer(ctx, events.DefaultStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
@@ -132,17 +132,9 @@ func consumeOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last
 	case <-time.After(5 * time.Minute):
 		b.Fatal("consumer did not reach the end of the stream")
 	}
-	took, used := time.Since(start), processCPU(b)-cpu0
+	took, used := time.Since(start), cpuclock.Of(b)-cpu0
 	cc.Stop()
 	return took, used
-}
-
-func processCPU(b *testing.B) time.Duration {
-	d, err := cpuclock.Process()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d
 }
 
 // replayOnce catches a fresh Pebble up to sequence last and returns how long
@@ -162,12 +154,12 @@ func replayOnce(b *testing.B, ctx context.Context, js jetstream.JetStream, last 
 		b.Fatal(err)
 	}
 	b.StartTimer()
-	cpu0 := processCPU(b)
+	cpu0 := cpuclock.Of(b)
 	start := time.Now()
 	if err := p.CatchUp(ctx, js, nil); err != nil {
 		b.Fatal(err)
 	}
-	took, used := time.Since(start), processCPU(b)-cpu0
+	took, used := time.Since(start), cpuclock.Of(b)-cpu0
 	b.StopTimer()
 	if p.Applied() != last || p.Skipped() != 0 {
 		b.Fatalf("applied %d of %d events, skipped %d", p.Applied(), last, p.Skipped())

@@ -8,6 +8,7 @@ package cpuclock
 
 import (
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -18,4 +19,14 @@ func Process() (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// Of is Process for a benchmark or test: an error fails it.
+func Of(tb testing.TB) time.Duration {
+	tb.Helper()
+	d, err := Process()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
 }
