@@ -66,9 +66,10 @@ func (a *API) verify(c *fiber.Ctx) error {
 		var err error
 		if ip, err = netip.ParseAddr(req.IP); err != nil {
 			problems = append(problems, domain.FieldProblem{Field: "ip", Message: "is not an IP address"})
-		} else {
+		} else if ip.Is6() {
 			// Usage names an address one way however it was written:
 			// ::ffff:192.0.2.1 is 192.0.2.1, 2001:DB8::1 is 2001:db8::1.
+			// (ParseAddr takes IPv4 only in its one dotted form.)
 			req.IP = ip.Unmap().String()
 		}
 	}
